@@ -1,0 +1,1 @@
+"""perception-rl services: reward, embedding, store, benchmark, leaderboard and their shared parts."""

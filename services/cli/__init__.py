@@ -1,0 +1,24 @@
+"""``prl`` entry point: builds the command tree from the command modules of this package.
+
+Every module here (other than ``base``) adds its commands to the groups of
+:mod:`services.cli.base` when imported; ``main`` imports them all, so a new command is a new
+module and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from services.cli.base import app
+
+
+def load_commands() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def main() -> None:
+    load_commands()
+    app()

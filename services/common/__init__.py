@@ -1,0 +1,1 @@
+"""Parts every service shares: registry, settings, app factory, middleware, auth, metrics."""

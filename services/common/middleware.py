@@ -1,0 +1,141 @@
+"""Pure-ASGI guard in front of every service.
+
+In order: request id (``X-Request-ID`` echoed or generated); refuse with 503 while draining;
+refuse with 503 + ``Retry-After`` when ``max_concurrency`` requests are already in flight
+(a fast answer instead of unbounded latency); 413 when ``Content-Length`` or the streamed body
+exceeds ``max_body_bytes`` — checked *before* the body is parsed; 504 after
+``request_timeout_s``; Prometheus count/latency by route template and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.metrics import ServiceMetrics
+from services.common.settings import ServiceSettings
+
+_PROBES = {"/healthz", "/readyz", "/metrics"}
+
+
+def error_body(status: int, code: str, message: str, request_id: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+
+
+class GuardMiddleware:
+    def __init__(
+        self, app: ASGIApp, settings: ServiceSettings, metrics: ServiceMetrics, state: Any
+    ) -> None:
+        self.app, self.settings, self.metrics, self.state = app, settings, metrics, state
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        path = scope.get("path", "")
+        probe = path in _PROBES
+        started = {"status": 0}
+        refused = False  # we answered ourselves (body too large); drop what the app sends
+
+        async def send_wrapped(message: Message) -> None:
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        async def reply(status: int, code: str, msg: str, headers: list | None = None) -> None:
+            body = error_body(status, code, msg, rid)
+            hdrs = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send_wrapped(
+                {"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])}
+            )
+            await send({"type": "http.response.body", "body": body})
+
+        retry = [(b"retry-after", str(self.settings.retry_after_s).encode())]
+        if not probe and self.state.draining:
+            self.metrics.rejected.labels("draining").inc()
+            await reply(
+                503, "draining", "the server is shutting down; retry on another replica", retry
+            )
+            return
+        if not probe and self.in_flight >= self.settings.max_concurrency:
+            self.metrics.rejected.labels("overloaded").inc()
+            await reply(
+                503,
+                "overloaded",
+                f"{self.in_flight} requests in flight (limit {self.settings.max_concurrency}); retry later",
+                retry,
+            )
+            return
+        limit = self.settings.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            self.metrics.rejected.labels("too_large").inc()
+            await reply(
+                413,
+                "body_too_large",
+                f"request body of {declared} bytes exceeds the limit of {limit} bytes (MAX_BODY_BYTES)",
+            )
+            return
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not refused:
+                    # Answer 413 now and tell the app the client went away, so it stops reading.
+                    if not started["status"]:
+                        self.metrics.rejected.labels("too_large").inc()
+                        await reply(
+                            413,
+                            "body_too_large",
+                            f"request body exceeds the limit of {limit} bytes (MAX_BODY_BYTES)",
+                        )
+                    refused = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        t0 = time.perf_counter()
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+        try:
+            await asyncio.wait_for(
+                self.app(scope, receive_limited, send_wrapped), self.settings.request_timeout_s
+            )
+        except TimeoutError:
+            if not started["status"]:
+                await reply(
+                    504, "timeout", f"request took longer than {self.settings.request_timeout_s} s"
+                )
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.set(self.in_flight)
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(label, method, str(started["status"] or 500)).inc()
+            self.metrics.latency.labels(label, method).observe(time.perf_counter() - t0)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
