@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.lifecycle import DRAINING, hook_uvicorn_signals
 from services.common.metrics import ServiceMetrics
 from services.common.middleware import GuardMiddleware
 from services.common.settings import ServiceSettings
@@ -34,8 +35,13 @@ ReadyCheck = Callable[[FastAPI], Awaitable[str | None]]
 @dataclass
 class ServiceState:
     started: bool = False
-    draining: bool = False
+    shutting_down: bool = False
     checks: dict[str, ReadyCheck] = field(default_factory=dict)
+
+    @property
+    def draining(self) -> bool:
+        """True from SIGTERM (see ``lifecycle``) or from the start of the lifespan shutdown."""
+        return self.shutting_down or DRAINING.is_set()
 
 
 def format_validation_errors(errors: Sequence[dict]) -> str:
@@ -75,8 +81,9 @@ def create_service_app(
 
     @asynccontextmanager
     async def outer(app: FastAPI) -> AsyncIterator[None]:
-        state.draining = False
+        state.shutting_down = False
         metrics.draining.set(0)
+        hook_uvicorn_signals()
         if lifespan is None:
             state.started = True
             yield
@@ -84,7 +91,7 @@ def create_service_app(
             async with lifespan(app):
                 state.started = True
                 yield
-        state.draining = True
+        state.shutting_down = True
         metrics.draining.set(1)
 
     app = FastAPI(
