@@ -1,0 +1,1 @@
+"""Training jobs run by the trainer service: launch, supervise, recover, ingest metrics."""
