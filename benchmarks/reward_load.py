@@ -1,0 +1,228 @@
+"""Load test of the reward service on loopback (issue: reliability).
+
+For each worker count (1, 2) a real ``prl serve reward --workers W`` is started; for each
+concurrency (64, 256) that many async clients loop on ``POST /v1/score/groups`` (one group of
+8 detection completions, 10 GT boxes) for ``--duration`` seconds (bounded also by
+``--max-requests``). Every request's outcome is counted: 2xx, 503/429 *with* Retry-After
+(the allowed answer above saturation), any other 4xx/5xx, and transport errors (a lost
+response). Prints one JSON object per configuration and a summary line.
+
+    python benchmarks/reward_load.py                 # 4 × 60 s
+    python benchmarks/reward_load.py --duration 10   # quicker
+    python benchmarks/reward_load.py --kill-worker   # also: kill -9 one of 2 workers mid-load
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.stack import free_port  # noqa: E402
+
+
+def detection_group(rng: random.Random, gid: int) -> dict:
+    gt = []
+    for _ in range(10):
+        x, y = rng.uniform(0, 500), rng.uniform(0, 350)
+        gt.append([x, y, x + rng.uniform(10, 120), y + rng.uniform(10, 120)])
+    completions = []
+    for _ in range(8):
+        boxes = [[c + rng.uniform(-8, 8) for c in b] for b in gt]
+        answer = json.dumps([{"bbox_2d": [round(v, 1) for v in b], "label": "obj"} for b in boxes])
+        completions.append(f"<think>looking</think><answer>{answer}</answer>")
+    return {
+        "id": f"g{gid}",
+        "solution": {"boxes": gt},
+        "frame": {"coords": "pixel", "image_size": [640, 480]},
+        "completions": completions,
+    }
+
+
+def start_server(workers: int, max_concurrency: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PRL_REWARD_MAX_CONCURRENCY": str(max_concurrency),
+        "PRL_REWARD_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "serve",
+            "reward",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("reward service did not become ready")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+async def load(
+    url: str, concurrency: int, duration: float, max_requests: int, kill_master: int | None
+) -> dict:
+    rng = random.Random(0)
+    bodies = [
+        json.dumps(
+            {"reward": "dig", "advantage": "grpo", "groups": [detection_group(rng, i)]}
+        ).encode()
+        for i in range(32)
+    ]
+    outcomes: Counter[str] = Counter()
+    latencies: list[float] = []
+    sent = 0
+    stop_at = time.monotonic() + duration
+    killed: dict = {}
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while time.monotonic() < stop_at and sent < max_requests:
+            sent += 1
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(
+                    "/v1/score/groups",
+                    content=bodies[sent % len(bodies)],
+                    headers={"content-type": "application/json"},
+                )
+            except httpx.HTTPError as err:
+                outcomes[f"transport:{type(err).__name__}"] += 1
+                continue
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code == 200:
+                outcomes["ok"] += 1
+            elif r.status_code in (429, 503) and "retry-after" in r.headers:
+                outcomes[f"{r.status_code}+retry_after"] += 1
+                await asyncio.sleep(float(r.headers["retry-after"]) * random.random())
+            else:
+                outcomes[f"http_{r.status_code}"] += 1
+
+    async def killer() -> None:
+        await asyncio.sleep(duration / 3)
+        pids = worker_pids(kill_master) if kill_master else []
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed["pid"] = pids[0]
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as http:
+        tasks = [client(i, http) for i in range(concurrency)]
+        if kill_master:
+            tasks.append(killer())
+        await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - t0
+    lat = np.array(latencies) if latencies else np.array([float("nan")])
+    answered = sum(v for k, v in outcomes.items() if not k.startswith("transport"))
+    server_errors = sum(v for k, v in outcomes.items() if k.startswith("http_5"))
+    return {
+        "requests": sent,
+        "answered": answered,
+        "lost": sent - answered,
+        "elapsed_s": round(elapsed, 2),
+        "ok_per_s": round(outcomes["ok"] / elapsed, 1),
+        "completions_per_s": round(outcomes["ok"] * 8 / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 2),
+        "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 2),
+        "server_errors_5xx_without_retry_after": server_errors,
+        "outcomes": dict(outcomes),
+        **killed,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--max-requests", type=int, default=200_000)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--concurrency", default="64,256")
+    ap.add_argument(
+        "--server-max-concurrency", type=int, default=128, help="per worker, before fast 503"
+    )
+    ap.add_argument("--kill-worker", action="store_true")
+    args = ap.parse_args()
+    results = []
+    for w in (int(x) for x in args.workers.split(",")):
+        for c in (int(x) for x in args.concurrency.split(",")):
+            proc, url = start_server(w, args.server_max_concurrency)
+            try:
+                res = asyncio.run(load(url, c, args.duration, args.max_requests, None))
+            finally:
+                stop_server(proc)
+            res.update(workers=w, concurrency=c, server_max_concurrency=args.server_max_concurrency)
+            print(json.dumps(res), flush=True)
+            results.append(res)
+    if args.kill_worker:
+        proc, url = start_server(2, args.server_max_concurrency)
+        try:
+            res = asyncio.run(load(url, 64, args.duration, args.max_requests, proc.pid))
+        finally:
+            stop_server(proc)
+        res.update(workers=2, concurrency=64, scenario="kill -9 one worker at t=duration/3")
+        print(json.dumps(res), flush=True)
+        results.append(res)
+    print(
+        json.dumps(
+            {
+                "summary": {
+                    "total_requests": sum(r["requests"] for r in results),
+                    "total_lost": sum(r["lost"] for r in results),
+                    "total_5xx_without_retry_after": sum(
+                        r["server_errors_5xx_without_retry_after"] for r in results
+                    ),
+                }
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
