@@ -1,0 +1,379 @@
+"""What every trainer adapter shares: reading targets, completion text, deadline + fallback.
+
+A *target* is what the reward service needs besides the completion: the solution, the frame,
+optionally the image and the query. Trainers hand it over in different shapes (a dataset
+column, verl's ``ground_truth`` + ``extra_info``, EasyR1's ``ground_truth`` string), so
+:func:`read_target` accepts a dict, a JSON string or a pydantic model, either the solution
+itself or an envelope ``{"solution", "frame"?, "query"?, "image"?, "reward"?}``.
+
+Failure policy (never a silent 0): a call that fails after the client's retries, or exceeds
+``timeout_s``, gives each of its samples ``fallback_reward`` with ``fallback=True`` — which
+every adapter logs as ``prl_fallback`` — and a warning in the log. A sample the service scored
+but could not parse keeps the service's reward (0 by definition) and ``error`` set; it is not
+a fallback. OpenRLHF's own client, by contrast, logs and drops the sample (research/A §3.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import weakref
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from clients.errors import PRLClientError
+from clients.retry import RetryPolicy
+from clients.reward import AsyncRewardClient
+from schemas.geometry import Frame
+from schemas.reward import RewardRef, RewardSpec, Sample, Solution
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SOLUTION = TypeAdapter(Solution)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything but the completion that one sample needs."""
+
+    solution: Any
+    frame: Frame = field(default_factory=Frame)
+    query: str | None = None
+    image: str | None = None
+    reward: RewardRef | None = None
+
+
+def _as_obj(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, str | bytes):
+        text = value.strip()
+        if not text:
+            return None
+        return json.loads(text)
+    return value
+
+
+def read_frame(value: Any) -> Frame:
+    """A :class:`Frame` from a dict / JSON string / model; None or empty → pixel frame."""
+    obj = _as_obj(value)
+    return Frame() if not obj else Frame.model_validate(obj)
+
+
+def read_target(value: Any, frame: Any = None, **extra: Any) -> Target | None:
+    """Parse a solution or an envelope into a :class:`Target`; None/empty → None (not applicable).
+
+    ``frame`` and ``extra`` (``query``, ``image``, ``reward``) fill what the envelope lacks.
+    Malformed values raise ``ValueError`` naming the problem — a broken dataset column is a
+    bug to fix, not a reward of 0.
+    """
+    try:
+        obj = _as_obj(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"solution is not valid JSON: {exc}") from exc
+    if obj is None or obj == {}:
+        return None
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"solution must be an object, got {type(obj).__name__}")
+    if "solution" in obj:
+        env = dict(obj)
+        frame = env.get("frame", frame)
+        extra = {k: env.get(k, extra.get(k)) for k in ("query", "image", "reward")}
+        obj = env["solution"]
+    try:
+        solution = _SOLUTION.validate_python(_as_obj(obj))
+    except ValidationError as exc:
+        raise ValueError(f"solution does not match BoxSolution or LabelSolution: {exc}") from exc
+    return Target(
+        solution=solution,
+        frame=read_frame(frame),
+        query=extra.get("query"),
+        image=extra.get("image"),
+        reward=extra.get("reward"),
+    )
+
+
+def completion_text(completion: Any) -> str:
+    """Text of a completion: a string, or TRL's conversational ``[{"role", "content"}]`` form.
+
+    Content may be a string or a list of parts ``{"type": "text", "text": …}``; assistant
+    messages are concatenated in order (all messages when none is marked assistant).
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Mapping):
+        completion = [completion]
+    msgs = [m for m in completion if isinstance(m, Mapping)]
+    chosen = [m for m in msgs if m.get("role") == "assistant"] or msgs
+    return "".join(_content_text(m.get("content")) for m in chosen)
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text"
+    )
+
+
+def prompt_query(prompt: Any) -> str | None:
+    """The user's text of a prompt (last user message when conversational): DEVA's query."""
+    if isinstance(prompt, str):
+        return prompt
+    if not isinstance(prompt, Sequence):
+        return None
+    users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
+    return _content_text(users[-1].get("content")) if users else None
+
+
+@dataclass
+class Outcome:
+    """One sample's result as an adapter reports it."""
+
+    reward: float | None
+    components: dict[str, float] = field(default_factory=dict)
+    fallback: bool = False
+    error: str | None = None
+    applicable: bool = True
+
+
+def reward_key(reward: RewardRef | Mapping[str, Any]) -> str:
+    """A hashable key of a preset name or spec (to batch samples sharing one reward)."""
+    if isinstance(reward, str):
+        return reward
+    spec = reward if isinstance(reward, RewardSpec) else RewardSpec.model_validate(reward)
+    return spec.model_dump_json()
+
+
+class RemoteReward:
+    """Picklable handle on the reward service: config only, clients made per event loop.
+
+    ``timeout_s`` bounds each scoring call *including* its retries; ``fallback_reward`` is what
+    each sample of a failed call gets (``None`` = "not applicable", only where the trainer
+    understands it). The httpx client is created lazily per event loop and per process and is
+    never pickled, so the object can travel to trainer workers (TRL's async GRPO worker, Ray).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        reward: RewardRef | Mapping[str, Any] = "dig",
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        fallback_reward: float | None = 0.0,
+        max_retries: int = 3,
+        chunk_size: int | None = None,
+        components: Sequence[str] = (),
+        coalesce_ms: float = 0.0,
+        coalesce_max: int = 256,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        self.coalesce_ms, self.coalesce_max = coalesce_ms, coalesce_max
+        self.url = url
+        self.reward = reward
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.fallback_reward = fallback_reward
+        self.max_retries = max_retries
+        self.chunk_size = chunk_size
+        self.known_components: list[str] = list(components)
+        self._preset_components: dict[str, list[str]] | None = None
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._pending: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in ("_clients", "_pending", "_lock"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._clients = weakref.WeakKeyDictionary()
+        self._pending = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def client(self) -> AsyncRewardClient:
+        """The client of the running event loop (made on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            rc = self._clients.get(loop)
+            if rc is None:
+                rc = AsyncRewardClient(
+                    self.url,
+                    api_key=self.api_key,
+                    timeout=self.timeout_s,
+                    retry=RetryPolicy(max_retries=self.max_retries),
+                    chunk_size=self.chunk_size,
+                )
+                self._clients[loop] = rc
+        return rc
+
+    async def aclose(self) -> None:
+        """Close this event loop's client (call before the loop ends, e.g. under asyncio.run)."""
+        with self._lock:
+            rc = self._clients.pop(asyncio.get_running_loop(), None)
+        if rc is not None:
+            await rc.aclose()
+
+    async def score_and_close(
+        self, completions: Sequence[str], targets: Sequence[Target | None]
+    ) -> list[Outcome]:
+        """:meth:`score`, then :meth:`aclose` — for one-shot loops (``asyncio.run``)."""
+        try:
+            return await self.score(completions, targets)
+        finally:
+            await self.aclose()
+
+    async def score(
+        self, completions: Sequence[str], targets: Sequence[Target | None]
+    ) -> list[Outcome]:
+        """Score aligned completions/targets; one request per distinct reward, run together.
+
+        A None target is "not applicable" (``Outcome.applicable = False``, reward None).
+        """
+        out: list[Outcome] = [Outcome(None, applicable=False) for _ in completions]
+        buckets: dict[str, list[int]] = {}
+        refs: dict[str, Any] = {}
+        for i, t in enumerate(targets):
+            if t is None:
+                continue
+            ref = t.reward if t.reward is not None else self.reward
+            key = reward_key(ref)
+            buckets.setdefault(key, []).append(i)
+            refs[key] = ref
+        await self._learn_components(list(refs.values()))
+        results = await asyncio.gather(
+            *(self._score_bucket(refs[k], idx, completions, targets) for k, idx in buckets.items())
+        )
+        for idx, outcomes in zip(buckets.values(), results, strict=True):
+            for i, o in zip(idx, outcomes, strict=True):
+                out[i] = o
+        return out
+
+    async def score_one(self, completion: str, target: Target | None) -> Outcome:
+        """Score one sample; with ``coalesce_ms > 0`` concurrent calls are sent together.
+
+        Calls arriving in the same event loop within ``coalesce_ms`` of the first (or until
+        ``coalesce_max`` are waiting) go out as one :meth:`score` — verl's Reward Loop calls
+        ``compute_score`` once per sample, concurrently, so this turns N requests into a few.
+        """
+        if self.coalesce_ms <= 0:
+            return (await self.score([completion], [target]))[0]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        batch = self._pending.setdefault(loop, [])
+        batch.append((completion, target, future))
+        if len(batch) == 1:
+            loop.call_later(self.coalesce_ms / 1000.0, self._flush, loop)
+        elif len(batch) >= self.coalesce_max:
+            self._flush(loop)
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        if batch:
+            loop.create_task(self._score_batch(batch))
+
+    async def _score_batch(self, batch: list[tuple[str, Target | None, asyncio.Future]]) -> None:
+        try:
+            outcomes = await self.score([b[0] for b in batch], [b[1] for b in batch])
+        except Exception as exc:  # a bug (bad input): hand it to every waiting caller
+            for *_, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (*_, fut), outcome in zip(batch, outcomes, strict=True):
+            if not fut.done():
+                fut.set_result(outcome)
+
+    async def _learn_components(self, refs: Sequence[Any]) -> None:
+        """Add the component names of ``refs`` to :attr:`known_components` before scoring.
+
+        Specs name them directly; preset names are looked up once per process in
+        ``GET /v1/rewards`` (best effort, bounded by ``min(timeout_s, 5)``), so that even a
+        fallback result carries every component key.
+        """
+        names: list[str] = []
+        for ref in refs:
+            if isinstance(ref, str):
+                if self._preset_components is None:
+                    self._preset_components = await self._fetch_presets()
+                names += self._preset_components.get(ref, [])
+            else:
+                spec = ref if isinstance(ref, RewardSpec) else RewardSpec.model_validate(ref)
+                names += [c.name for c in spec.components]
+        self.known_components = list(dict.fromkeys([*self.known_components, *names]))
+
+    async def _fetch_presets(self) -> dict[str, list[str]]:
+        try:
+            catalog = await asyncio.wait_for(self.client().rewards(), min(self.timeout_s, 5.0))
+        except (TimeoutError, PRLClientError):
+            return {}
+        return {p.name: [c.name for c in p.spec.components] for p in catalog.presets}
+
+    async def _score_bucket(self, ref, idx, completions, targets) -> list[Outcome]:
+        samples = [
+            Sample(
+                id=str(i),
+                completion=completions[i],
+                solution=targets[i].solution,
+                frame=targets[i].frame,
+                query=targets[i].query,
+                image=targets[i].image,
+            )
+            for i in idx
+        ]
+        try:
+            resp = await asyncio.wait_for(
+                self.client().score(samples, reward=ref), timeout=self.timeout_s
+            )
+        except (TimeoutError, PRLClientError) as exc:
+            return self._fallbacks(len(idx), exc)
+        names = [c.name for c in resp.reward.components]
+        self.known_components = list(dict.fromkeys([*self.known_components, *names]))
+        return [
+            Outcome(r.reward, dict(r.components), error=r.error.code if r.error else None)
+            for r in resp.results
+        ]
+
+    def _fallbacks(self, n: int, exc: BaseException) -> list[Outcome]:
+        what = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        log.warning(
+            "reward service call failed (%s: %s); %d samples get the fallback reward %r "
+            "and prl_fallback=1",
+            what,
+            exc or f"no answer within {self.timeout_s}s",
+            n,
+            self.fallback_reward,
+        )
+        return [Outcome(self.fallback_reward, fallback=True, error=what) for _ in range(n)]
+
+    def components_of(self, outcome: Outcome, fill: float = 0.0) -> dict[str, float]:
+        """Every known component name → value (``fill`` where the outcome lacks it), stable
+        keys for trainers that collect per-key lists (verl, EasyR1)."""
+        names = list(dict.fromkeys([*self.known_components, *outcome.components]))
+        return {n: float(outcome.components.get(n, fill)) for n in names}
+
+
+def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from sync code, also when this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

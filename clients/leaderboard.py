@@ -1,0 +1,114 @@
+"""Typed clients of the leaderboard service: suites, runs, leaderboards, run upload.
+
+``upload_run`` writes with an ``Idempotency-Key`` (generated once, or given) that is resent
+unchanged on every retry, so a retried upload after a lost response replays the stored answer
+instead of writing twice; the key needs a ``write``-scoped bearer key (``api_key=`` or
+``PRL_API_KEY``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from clients.base import AsyncAPIClient, SyncAPIClient
+from schemas.leaderboard import (
+    Leaderboard,
+    Page,
+    RunDetail,
+    RunStatus,
+    RunSummary,
+    RunUpload,
+    RunUploadResult,
+    SuiteList,
+)
+
+RunPage = Page[RunSummary]
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _upload(run: RunUpload | Mapping[str, Any]) -> RunUpload:
+    return run if isinstance(run, RunUpload) else RunUpload.model_validate(run)
+
+
+class _LeaderboardMixin:
+    env_url = "PRL_LEADERBOARD_URL"
+    default_url = "http://127.0.0.1:8003"
+
+
+class LeaderboardClient(_LeaderboardMixin, SyncAPIClient):
+    """Blocking leaderboard client."""
+
+    def suites(self) -> SuiteList:
+        return self.get_model("/v1/suites", SuiteList)
+
+    def runs(
+        self,
+        *,
+        suite: str | None = None,
+        version: str | None = None,
+        model: str | None = None,
+        status: RunStatus | None = None,
+        limit: int | None = None,
+        cursor: int | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first; pass ``next_cursor`` back as ``cursor``."""
+        params = _params(
+            suite=suite, version=version, model=model, status=status, limit=limit, cursor=cursor
+        )
+        return self.get_model("/v1/runs", RunPage, **params)
+
+    def iter_runs(self, **filters: Any) -> Iterator[RunSummary]:
+        """Every run matching ``filters``, following the cursor across pages."""
+        cursor = None
+        while True:
+            page = self.runs(**filters, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def run(self, run_id: int, *, limit: int | None = None, cursor: int | None = None) -> RunDetail:
+        return self.get_model(
+            f"/v1/runs/{run_id}", RunDetail, **_params(limit=limit, cursor=cursor)
+        )
+
+    def leaderboard(
+        self, suite: str, metric: str, *, version: str | None = None, limit: int | None = None
+    ) -> Leaderboard:
+        params = _params(suite=suite, metric=metric, version=version, limit=limit)
+        return self.get_model("/v1/leaderboard", Leaderboard, **params)
+
+    def upload_run(
+        self, run: RunUpload | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> RunUploadResult:
+        """``POST /v1/runs`` with an Idempotency-Key reused across retries."""
+        return self.post_model(
+            "/v1/runs", _upload(run), RunUploadResult, idempotency_key=idempotency_key
+        )
+
+
+class AsyncLeaderboardClient(_LeaderboardMixin, AsyncAPIClient):
+    """Asyncio leaderboard client."""
+
+    async def suites(self) -> SuiteList:
+        return await self.get_model("/v1/suites", SuiteList)
+
+    async def runs(self, **filters: Any) -> RunPage:
+        return await self.get_model("/v1/runs", RunPage, **_params(**filters))
+
+    async def leaderboard(
+        self, suite: str, metric: str, *, version: str | None = None, limit: int | None = None
+    ) -> Leaderboard:
+        params = _params(suite=suite, metric=metric, version=version, limit=limit)
+        return await self.get_model("/v1/leaderboard", Leaderboard, **params)
+
+    async def upload_run(
+        self, run: RunUpload | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> RunUploadResult:
+        return await self.post_model(
+            "/v1/runs", _upload(run), RunUploadResult, idempotency_key=idempotency_key
+        )
