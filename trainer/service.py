@@ -23,6 +23,7 @@ from pydantic_settings import SettingsConfigDict
 from schemas.jobs import JobList, JobSubmit, JobView
 from services.common.app import create_service_app
 from services.common.auth import require_scope
+from services.common.params import RowId
 from services.common.settings import ServiceSettings
 from trainer.jobs.manager import JobManager
 
@@ -49,7 +50,7 @@ def manager(request: Request) -> JobManager:
 Manager = Annotated[JobManager, Depends(manager)]
 
 
-def _job_or_404(mgr: JobManager, job_id: int) -> JobView:
+def _job_or_404(mgr: JobManager, job_id: RowId) -> JobView:
     from services.store.repository import NotFoundError
 
     try:
@@ -91,7 +92,7 @@ async def list_jobs(
     operation_id="get_job",
     dependencies=[Depends(require_scope("read"))],
 )
-async def get_job(job_id: int, mgr: Manager) -> JobView:
+async def get_job(job_id: RowId, mgr: Manager) -> JobView:
     return await asyncio.to_thread(_job_or_404, mgr, job_id)
 
 
@@ -102,7 +103,7 @@ async def get_job(job_id: int, mgr: Manager) -> JobView:
     dependencies=[Depends(require_scope("read"))],
 )
 async def job_logs(
-    job_id: int, mgr: Manager, lines: int = Query(200, ge=1, le=10_000), follow: bool = False
+    job_id: RowId, mgr: Manager, lines: int = Query(200, ge=1, le=10_000), follow: bool = False
 ):
     await asyncio.to_thread(_job_or_404, mgr, job_id)
     if not follow:
@@ -110,7 +111,7 @@ async def job_logs(
     return StreamingResponse(_follow(mgr, job_id), media_type="text/plain")
 
 
-async def _follow(mgr: JobManager, job_id: int) -> AsyncIterator[bytes]:
+async def _follow(mgr: JobManager, job_id: RowId) -> AsyncIterator[bytes]:
     """Stream the log as it grows until the job ends."""
     path, pos = mgr.paths(job_id).log, 0
     while True:
@@ -132,7 +133,7 @@ async def _follow(mgr: JobManager, job_id: int) -> AsyncIterator[bytes]:
     operation_id="cancel_job",
     dependencies=[Depends(require_scope("write"))],
 )
-async def cancel(job_id: int, mgr: Manager) -> JobView:
+async def cancel(job_id: RowId, mgr: Manager) -> JobView:
     await asyncio.to_thread(_job_or_404, mgr, job_id)
     return await asyncio.to_thread(mgr.cancel, job_id)
 

@@ -15,7 +15,7 @@ from services.cli.base import app
 
 def load_commands() -> None:
     for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
+        if info.name != "base" and not info.name.startswith("_"):  # not __main__
             importlib.import_module(f"{__name__}.{info.name}")
 
 
