@@ -152,12 +152,14 @@ class JobManager:
     # -- API operations -------------------------------------------------------------
 
     def submit(self, req: JobSubmit) -> JobView:
-        config = self.validate(req.config)  # raises ValueError with a message for a 422
+        # run_dir is the job's own directory, whatever the submitted config says
+        config = self.validate({**req.config, "run_dir": str(self.runs_dir / "job-pending")})
         with self.sessions.begin() as s:
             job = repo.create_training_job(s, req.name, config=config, seed=config.get("seed"))
             job_id = job.id
         paths = self.paths(job_id)
         paths.dir.mkdir(parents=True, exist_ok=True)
+        config["run_dir"] = str(paths.dir)
         paths.config.write_text(json.dumps(config, indent=2))
         paths.launch.write_text(
             json.dumps({"launch": req.launch, "num_processes": req.num_processes})
