@@ -3,9 +3,9 @@
 ``register_into_verl()`` adds each GRPO-family loss of :mod:`trainer.objectives` to verl's
 policy-loss registry under ``prl_<name>`` (``prl_grpo``, ``prl_bnpo``, ``prl_dr_grpo``,
 ``prl_dapo``, ``prl_gspo``, and ``prl_pgpo_*`` variants that read PGPO token weights). Select one
-with ``actor_rollout_ref.actor.policy_loss.loss_mode=prl_dapo`` after importing this module in
-the worker (e.g. through ``+actor_rollout_ref.actor.policy_loss.module=trainer.verl_plugin`` or a
-``sitecustomize``).
+with ``actor_rollout_ref.actor.policy_loss.loss_mode=prl_dapo``; ``register_into_verl()`` must
+have run in every actor worker process before the actor is built (call it from your own entry
+module, or from a ``sitecustomize`` on the workers' ``PYTHONPATH``).
 
 The registration contract, as verl's ``verl/trainer/ppo/core_algos.py`` defines it:
 
