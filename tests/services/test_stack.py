@@ -22,8 +22,20 @@ def _alive(pid: int) -> bool:
 
 def test_prl_up_serves_and_ctrl_c_leaves_no_orphans(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--workdir", str(tmp_path), "--services", "reward,leaderboard"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "up",
+            "--workdir",
+            str(tmp_path),
+            "--services",
+            "reward,leaderboard",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     try:
