@@ -1,0 +1,1 @@
+"""Benchmark runner: model adapters, metrics, scoring and resumable runs (``prl bench``)."""
