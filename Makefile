@@ -7,7 +7,9 @@ PY ?= python3
 setup:
 	$(PY) -m pip install -q -e '.[all,dev]'
 
+# Blender tests run when `make blender` made .venv-bpy (CI does), and skip with a reason otherwise.
 test:
+	PRL_BLENDER_PYTHON=$${PRL_BLENDER_PYTHON:-$(abspath $(wildcard .venv-bpy/bin/python))} \
 	$(PY) -m pytest -n 2 -q -m "not vllm"
 
 lint:
@@ -19,3 +21,11 @@ format:
 # Debian's chromium for the browser tests (needs root; skipped by the tests when absent).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# Blender as a Python module for the faithful DiG renderer (opt-in): a Python 3.13 venv with
+# bpy 5.2.3 (~50 s, ~1.1 GB). Then: export PRL_BLENDER_PYTHON=.venv-bpy/bin/python
+BPY_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+.PHONY: blender
+blender:
+	test -x .venv-bpy/bin/python || $(BPY_PY) -m venv .venv-bpy
+	.venv-bpy/bin/pip install -q bpy==5.2.3
