@@ -40,9 +40,12 @@ def scopes_for(token: str, keys: dict[str, list[Scope]]) -> set[str]:
 
 
 def require_scope(scope: Scope) -> Callable[..., None]:
-    """FastAPI dependency: 401 without a key, 403 with a key that lacks ``scope``."""
+    """FastAPI dependency: 401 without a key, 403 with a key that lacks ``scope``.
 
-    def check(
+    Async on purpose: a sync dependency costs every request a thread-pool hop.
+    """
+
+    async def check(
         request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> None:
         settings: ServiceSettings = request.app.state.settings
