@@ -1,0 +1,105 @@
+"""Embedding routes (thin: the work is in :mod:`services.embedding.engine`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from schemas.embedding import AlignmentRequest, AlignmentResponse, EmbedRequest, EmbedResponse
+from services.common.auth import require_scope
+from services.embedding import engine as eng
+from services.embedding.batcher import QueueFull
+from services.embedding.images import ImageInputError
+
+_bearer = HTTPBearer(auto_error=False)
+_check_read = require_scope("read")
+
+
+async def require_read(
+    request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
+    """``require_scope("read")`` as an async dependency: FastAPI runs a sync dependency in its
+    thread pool, a thread hop per request that costs more than the check (it never blocks)."""
+    _check_read(request, cred)
+
+
+router = APIRouter(prefix="/v1", tags=["embedding"], dependencies=[Depends(require_read)])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "image path outside the data root"},
+    413: {
+        "description": "a limit (images, texts, bytes, pixels) is exceeded; the message names it"
+    },
+    503: {"description": "model still loading, or queue full (Retry-After)"},
+    504: {"description": "embeddings not ready within PRL_EMBEDDING_EMBED_TIMEOUT_S"},
+}
+
+
+async def get_engine(request: Request) -> eng.Engine:
+    engine: eng.Engine | None = getattr(request.app.state, "engine", None)
+    if engine is None:
+        retry = str(request.app.state.settings.retry_after_s)
+        raise HTTPException(
+            503, "the embedding model is still loading; retry later", headers={"Retry-After": retry}
+        )
+    return engine
+
+
+EngineDep = Annotated[eng.Engine, Depends(get_engine)]
+
+
+@contextmanager
+def as_http(engine: eng.Engine) -> Iterator[None]:
+    """Map engine failures to HTTP errors (403/404/413/422 images, 413 limits, 503 queue, 504)."""
+    try:
+        yield
+    except ImageInputError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    except eng.LimitError as exc:
+        raise HTTPException(413, str(exc)) from None
+    except QueueFull as exc:
+        retry = str(engine.settings.retry_after_s)
+        raise HTTPException(503, str(exc), headers={"Retry-After": retry}) from None
+    except TimeoutError:
+        raise HTTPException(
+            504,
+            f"embeddings not ready within {engine.settings.embed_timeout_s} s (PRL_EMBEDDING_EMBED_TIMEOUT_S)",
+        ) from None
+
+
+@router.post("/embed", response_model=EmbedResponse, operation_id="embed", responses=_ERRORS)
+async def embed(req: EmbedRequest, engine: EngineDep) -> EmbedResponse:
+    """L2-normalised embeddings of images (optionally masked) and texts."""
+    with as_http(engine):
+        return await eng.embed(req, engine)
+
+
+@router.post(
+    "/alignment", response_model=AlignmentResponse, operation_id="alignment", responses=_ERRORS
+)
+async def alignment(req: AlignmentRequest, engine: EngineDep) -> AlignmentResponse:
+    """DEVA hypervolume V, reward r_v and pairwise cosines per (image, query, output) item."""
+    with as_http(engine):
+        return await eng.align(req, engine)
+
+
+@router.get("/model", operation_id="model_info")
+async def model_info(engine: EngineDep) -> dict[str, Any]:
+    """The loaded model, its device/dtype and the batching configuration."""
+    s = engine.settings
+    enc = engine.encoder
+    return {
+        "model": engine.model_id,
+        "dim": engine.dim,
+        "family": getattr(enc, "family", None),
+        "device": getattr(getattr(enc, "plan", None), "device", None),
+        "dtype": getattr(getattr(enc, "plan", None), "dtype", None),
+        "max_batch_size": s.max_batch_size,
+        "max_delay_ms": s.max_delay_ms,
+        "max_queue": s.max_queue,
+        "queue_depth": engine.batcher.depth,
+    }
