@@ -167,7 +167,7 @@ def default_specs(workdir: Path, services: tuple[str, ...] = DEFAULT_SERVICES) -
             "PRL_EMBEDDING_MODEL_DIR": str(workdir / "models" / "clip"),
             "PRL_EMBEDDING_DATA_ROOT": str(workdir),
         },
-        "reward": {"PRL_REWARD_DATA_ROOT": str(workdir)},
+        "reward": {},
         "leaderboard": {"PRL_DATABASE_URL": db_url},
         "trainer": {"PRL_DATABASE_URL": db_url, "PRL_TRAINER_RUNS_DIR": str(workdir / "runs")},
     }

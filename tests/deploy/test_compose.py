@@ -31,8 +31,7 @@ SETTINGS_MODULES = [
     "services.reward.settings",
     "services.embedding.settings",
     "services.leaderboard.settings",
-    "services.store.settings",
-    "services.benchmark.settings",
+    "services.store.db",
     "trainer.service",
 ]
 
@@ -92,7 +91,9 @@ def test_depends_on_only_healthy_services():
     for name, svc in SERVICES.items():
         for dep, cond in (svc.get("depends_on") or {}).items():
             assert cond == {"condition": "service_healthy"}, name
-            assert "healthcheck" in SERVICES[dep], f"{name} waits on {dep}, which has no healthcheck"
+            assert "healthcheck" in SERVICES[dep], (
+                f"{name} waits on {dep}, which has no healthcheck"
+            )
 
 
 def test_volumes_are_declared():
