@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from trainer.config import TrainConfig, load_config
+
+pytestmark = pytest.mark.torch
+CONFIGS = Path(__file__).parents[2] / "trainer" / "configs"
+
+
+def _cfg(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "run_dir": "/tmp/x",
+        "model": {"tiny": "qwen2vl"},
+        "task": {"name": "dig", "root": "/tmp/d"},
+        "max_steps": 1,
+        "grpo": {"per_device_train_batch_size": 4, "num_generations": 4},
+    }
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_shipped_configs_load(name: str) -> None:
+    cfg = load_config(CONFIGS / name)
+    assert cfg.max_steps >= 1 and Path(cfg.run_dir).is_absolute()
+
+
+def test_config_is_frozen() -> None:
+    cfg = TrainConfig.model_validate(_cfg())
+    with pytest.raises(ValidationError):
+        cfg.max_steps = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        (
+            {
+                "deva": {"entropy_reg": {"enabled": True}},
+                "grpo": {"beta": 0.04, "num_generations": 4, "per_device_train_batch_size": 4},
+            },
+            "replaces the token-level KL",
+        ),
+        ({"deva": {"diversity": {"enabled": True, "gamma": 0.0}}}, "gamma"),
+        ({"deva": {"diversity": {"enabled": True, "gamma": 1.5}}}, "gamma"),
+        ({"grpo": {"max_steps": 3}}, "set 'max_steps' instead"),
+        ({"grpo": {"importance_sampling_level": "sequence"}}, "loss_type: gspo"),
+        ({"grpo": {"not_a_field": 1}}, "unknown GRPOConfig field"),
+        ({"grpo": {"entropy_coef": 0.1}}, "not supported"),
+        ({"grpo": {"per_device_train_batch_size": 3, "num_generations": 2}}, "multiple of"),
+        ({"grpo": {"num_generations": 1, "per_device_train_batch_size": 4}}, ">= 2"),
+        ({"model": {"tiny": "qwen2vl", "path": "/m"}}, "exactly one"),
+        ({"loss_type": "cispo"}, "loss_type"),
+        ({"reward": {"url": "localhost:8001"}}, "http"),
+    ],
+)
+def test_invalid_combinations_are_rejected(over: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TrainConfig.model_validate(_cfg(**over))
+
+
+def test_deva_terms_and_gspo_mapping(tmp_path: Path) -> None:
+    from trainer.train import grpo_args
+
+    cfg = TrainConfig.model_validate(
+        _cfg(
+            loss_type="gspo",
+            run_dir=str(tmp_path),
+            deva={"diversity": {"enabled": True, "lambda_div": 0.3, "gamma": 0.5}},
+            checkpoint={"every_steps": 5, "keep": 2},
+        )
+    )
+    terms = cfg.deva.terms()
+    assert (
+        terms.diversity and not terms.entropy_reg and terms.gamma == 0.5 and terms.lambda_div == 0.3
+    )
+    args = grpo_args(cfg)
+    assert (args.loss_type, args.importance_sampling_level) == ("grpo", "sequence")
+    assert args.save_steps == 5 and args.save_total_limit == 2 and args.max_steps == 1
+    assert args.output_dir == str(tmp_path / "checkpoints")
+
+
+def test_validate_run_config_for_the_job_api() -> None:
+    from trainer.config import validate_run_config
+
+    raw = _cfg()
+    raw.pop("run_dir")
+    out = validate_run_config(raw)
+    assert "run_dir" not in out and out["deva"]["diversity"]["enabled"] is False
+    assert out["grpo"]["num_generations"] == 4
+    with pytest.raises(ValueError, match="replaces the token-level KL"):
+        validate_run_config(
+            {
+                **raw,
+                "deva": {"entropy_reg": {"enabled": True}},
+                "grpo": {**raw["grpo"], "beta": 0.1},
+            }
+        )
+
+
+def test_json_config_with_overrides(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "config.json"
+    raw = _cfg()
+    raw.pop("run_dir")
+    path.write_text(json.dumps(raw))
+    cfg = load_config(path, {"run_dir": str(tmp_path / "job-1")})
+    assert cfg.run_dir == str(tmp_path / "job-1") and cfg.max_steps == 1

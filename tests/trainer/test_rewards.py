@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from trainer.rewards import (
+    RewardClientConfig,
+    build_samples,
+    completion_text,
+    group_statistics,
+    make_reward_func,
+    post_with_retries,
+    summarise,
+)
+
+
+def test_completion_text_handles_both_formats() -> None:
+    assert completion_text("abc") == "abc"
+    assert (
+        completion_text([{"role": "assistant", "content": "x<answer>1</answer>"}])
+        == "x<answer>1</answer>"
+    )
+    parts = [{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}]
+    assert completion_text(parts) == "a"
+
+
+def test_build_samples_decodes_json_columns_and_makes_unique_ids() -> None:
+    sol = json.dumps({"boxes": [[1, 2, 3, 4]]})
+    frame = json.dumps({"coords": "pixel", "image_size": [64, 64]})
+    s = build_samples(["a", "b"], [sol, sol], [frame, frame], ["", "q"], ["r0", "r0"])
+    assert [x["id"] for x in s] == ["r0#0", "r0#1"]
+    assert s[0]["solution"] == {"boxes": [[1, 2, 3, 4]]} and s[0]["frame"]["image_size"] == [64, 64]
+    assert "query" not in s[0] and s[1]["query"] == "q"
+
+
+def test_group_statistics_by_hand() -> None:
+    stats = group_statistics([1.0, 3.0, 2.0, 2.0, 5.0], ["a", "a", "b", "b", "c"])
+    # group a: sample std of (1, 3) = sqrt(2); group b: 0; c has one member and is skipped
+    assert stats["group_std"] == pytest.approx(2**0.5 / 2)
+    assert stats["zero_variance_frac"] == pytest.approx(0.5)
+    assert group_statistics([1.0], ["a"]) == {}
+
+
+def test_summarise_component_means_and_errors() -> None:
+    results = [
+        {"reward": 1.0, "components": {"f1": 1.0, "format": 1.0}, "error": None},
+        {"reward": 0.0, "components": {"f1": 0.0, "format": 0.0}, "error": {"code": "parse"}},
+    ]
+    m = summarise(results, ["g", "g"])
+    assert m["component/f1"] == 0.5 and m["error_frac"] == 0.5 and m["mean"] == 0.5
+
+
+def _fake_service(calls: list[dict[str, Any]], fail_first: int = 0) -> httpx.MockTransport:
+    state = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        state["n"] += 1
+        if state["n"] <= fail_first:
+            return httpx.Response(503, json={"error": {"code": "busy"}})
+        body = json.loads(request.content)
+        calls.append({"body": body, "auth": request.headers.get("authorization")})
+        results = [
+            {
+                "id": s["id"],
+                "reward": float(len(s["completion"])),
+                "components": {"format": 1.0},
+                "error": None,
+            }
+            for s in reversed(body["samples"])  # order must not matter
+        ]
+        return httpx.Response(
+            200, json={"results": results, "reward": {"components": [{"name": "format"}]}}
+        )
+
+    return httpx.MockTransport(handler)
+
+
+def test_reward_func_is_async_posts_once_and_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    transport = _fake_service(calls, fail_first=1)
+    monkeypatch.setattr("trainer.rewards.make_transport", lambda url: (transport, "http://svc"))
+    fn = make_reward_func(RewardClientConfig(url="http://svc", reward="dig", backoff_s=0.0))
+    assert inspect.iscoroutinefunction(fn) and fn.__name__ == "reward_service"
+    logged: dict[str, float] = {}
+    sol = json.dumps({"boxes": []})
+    rewards = asyncio.run(
+        fn(
+            prompts=["p"] * 4,
+            completions=[[{"role": "assistant", "content": c}] for c in ["a", "bb", "ccc", "dddd"]],
+            completion_ids=[[0]] * 4,
+            solution=[sol] * 4,
+            frame=[None] * 4,
+            id=["x", "x", "y", "y"],
+            images=[None] * 4,
+            log_metric=lambda k, v: logged.__setitem__(k, v),
+        )
+    )
+    assert rewards == [1.0, 2.0, 3.0, 4.0]
+    assert len(calls) == 1 and calls[0]["body"]["reward"] == "dig"
+    assert calls[0]["auth"] == "Bearer prl-dev-key"
+    assert logged["reward_service/component/format"] == 1.0
+    assert logged["reward_service/group_std"] == pytest.approx(2**0.5 / 2)
+
+
+def test_client_errors_are_not_retried() -> None:
+    hits = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits["n"] += 1
+        return httpx.Response(422, json={"error": {"message": "samples[0].solution: bad"}})
+
+    async def go() -> None:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(handler), base_url="http://s"
+        ) as c:
+            await post_with_retries(c, "/v1/score", {}, retries=3, backoff_s=0.0)
+
+    with pytest.raises(RuntimeError, match="422"):
+        asyncio.run(go())
+    assert hits["n"] == 1
+
+
+def test_inprocess_mode_uses_the_reward_app() -> None:
+    pytest.importorskip("services.reward.app")
+    fn = make_reward_func(RewardClientConfig(url="inprocess", reward="dig"))
+    sol = json.dumps({"boxes": [[10, 10, 20, 20]]})
+    frame = json.dumps({"coords": "pixel", "image_size": [64, 64]})
+    good = '<think>x</think> <answer>[{"bbox_2d": [10, 10, 20, 20]}]</answer>'
+    rewards = asyncio.run(
+        fn(completions=[good, "junk"], solution=[sol, sol], frame=[frame, frame], id=["a", "a"])
+    )
+    assert rewards[0] > rewards[1]

@@ -1,0 +1,233 @@
+"""Run configuration: a frozen pydantic model loaded from YAML, validated at load time.
+
+Layout (see trainer/configs/tiny_dig_cpu.yaml)::
+
+    run_dir: runs/tiny-dig          # checkpoints/, metrics.jsonl, config.yaml
+    model: {path: DIR} | {tiny: qwen2vl, seed: 0}
+    task: {name: dig, root: DIR, split: null, generate: {n: 8, size: [64, 64]}}
+    reward: {url: inprocess | http://host:port, reward: dig | {components: ..., aggregate: ...}}
+    loss_type: dapo                 # grpo | bnpo | dr_grpo | dapo | gspo
+    max_steps: 3
+    seed: 0
+    deva: {diversity: {enabled, lambda_div, gamma}, entropy_reg: {enabled, lambda_reg}}
+    checkpoint: {every_steps: 2, keep: 2}
+    grpo: {...}                     # any other trl.GRPOConfig field (beta, num_generations, ...)
+
+Invalid combinations are rejected with a message saying what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trainer.grpo import DevaTerms
+
+LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "gspo"]
+#: GRPOConfig fields this config owns (set them at the top level or in ``checkpoint``).
+OWNED_FIELDS = {
+    "output_dir": "run_dir",
+    "max_steps": "max_steps",
+    "seed": "seed",
+    "loss_type": "loss_type",
+    "importance_sampling_level": "loss_type: gspo",
+    "save_steps": "checkpoint.every_steps",
+    "save_strategy": "checkpoint.every_steps",
+    "save_total_limit": "checkpoint.keep",
+}
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSource(Frozen):
+    """A checkpoint dir (``path``) or a tiny random model built into the run dir (``tiny``)."""
+
+    path: str | None = None
+    tiny: Literal["qwen2vl", "qwen25vl"] | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("model: set exactly one of 'path' (a checkpoint dir) or 'tiny'")
+        return self
+
+
+class DigGenerate(Frozen):
+    """Generate DiG data into ``task.root`` when its manifest is missing."""
+
+    n: int = Field(8, ge=1)
+    renderer: str = "raster"
+    seed: int = 0
+    split: str = "mixed"
+    size: tuple[int, int] = (64, 64)
+
+
+class TaskConfig(Frozen):
+    name: str = "dig"
+    root: str
+    split: str | None = None
+    generate: DigGenerate | None = None
+
+
+class RewardConfig(Frozen):
+    """``url``: reward service base URL or ``inprocess``; ``reward``: preset name or spec."""
+
+    url: str = "inprocess"
+    reward: str | dict[str, Any] = "dig"
+    api_key: str | None = "prl-dev-key"
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(3, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v != "inprocess" and not v.startswith(("http://", "https://")):
+            raise ValueError("reward.url: use 'inprocess' or an http(s):// base URL")
+        return v
+
+
+class DiversityConfig(Frozen):
+    """DEVA L_div (GFlowNet modified detailed balance): coefficient λ_div, γ ∈ (0, 1]."""
+
+    enabled: bool = False
+    lambda_div: float = Field(0.1, ge=0.0)
+    gamma: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class EntropyRegConfig(Frozen):
+    """DEVA L_reg (global entropy regulariser, replaces KL): coefficient λ_reg."""
+
+    enabled: bool = False
+    lambda_reg: float = Field(0.1, ge=0.0)
+
+
+class DevaConfig(Frozen):
+    diversity: DiversityConfig = DiversityConfig()
+    entropy_reg: EntropyRegConfig = EntropyRegConfig()
+
+    def terms(self) -> DevaTerms:
+        d, e = self.diversity, self.entropy_reg
+        return DevaTerms(
+            diversity=d.enabled,
+            lambda_div=d.lambda_div,
+            gamma=d.gamma,
+            entropy_reg=e.enabled,
+            lambda_reg=e.lambda_reg,
+        )
+
+
+class CheckpointConfig(Frozen):
+    every_steps: int = Field(50, ge=1)
+    keep: int | None = Field(None, ge=1)
+
+
+@cache
+def grpo_field_names() -> frozenset[str]:
+    from trl import GRPOConfig
+
+    return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+
+
+class TrainConfig(Frozen):
+    """One training run; see the module docstring."""
+
+    run_dir: str
+    model: ModelSource
+    task: TaskConfig
+    reward: RewardConfig = RewardConfig()
+    loss_type: LossType = "dapo"
+    max_steps: int = Field(ge=1)
+    seed: int = 0
+    deva: DevaConfig = DevaConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    grpo: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("grpo")
+    @classmethod
+    def _grpo_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if key in OWNED_FIELDS:
+                raise ValueError(f"grpo.{key}: set '{OWNED_FIELDS[key]}' instead")
+        unknown = sorted(set(v) - grpo_field_names())
+        if unknown:
+            raise ValueError(f"grpo: unknown GRPOConfig field(s) {unknown}")
+        return v
+
+    @model_validator(mode="after")
+    def _combinations(self) -> TrainConfig:
+        beta = float(self.grpo.get("beta", 0.0))
+        if self.deva.entropy_reg.enabled and beta != 0.0:
+            raise ValueError(
+                "deva.entropy_reg replaces the token-level KL: set grpo.beta to 0 "
+                f"(got {beta}) or disable deva.entropy_reg"
+            )
+        unsupported = {
+            "entropy_coef": lambda x: x != 0.0,
+            "use_adaptive_entropy": bool,
+            "top_entropy_quantile": lambda x: x < 1.0,
+            "off_policy_mask_threshold": lambda x: x is not None,
+            "use_liger_kernel": bool,
+        }
+        for key, bad in unsupported.items():
+            if key in self.grpo and bad(self.grpo[key]):
+                raise ValueError(
+                    f"grpo.{key}={self.grpo[key]!r} is not supported by DevaGRPOTrainer"
+                )
+        gens = int(self.grpo.get("num_generations", 8))
+        if gens < 2:
+            raise ValueError("grpo.num_generations must be >= 2 (group-relative advantages)")
+        bs = int(self.grpo.get("per_device_train_batch_size", 8))
+        accum = int(self.grpo.get("gradient_accumulation_steps", 1))
+        steps_per_gen = int(self.grpo.get("steps_per_generation") or accum)
+        if (bs * steps_per_gen) % gens:
+            raise ValueError(
+                f"per_device_train_batch_size × steps_per_generation ({bs} × {steps_per_gen}) "
+                f"must be a multiple of grpo.num_generations ({gens})"
+            )
+        return self
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir)
+
+
+def validate_run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a run config given as a dict (trainer service job API); returns it normalised.
+
+    ``run_dir`` may be left out (the job runner passes ``--output-dir``). Raises
+    ``pydantic.ValidationError`` (a ``ValueError``) with the field path and the reason.
+    """
+    given_run_dir = "run_dir" in config
+    cfg = TrainConfig.model_validate({"run_dir": "unset", **config})
+    out = cfg.model_dump(mode="json")
+    if not given_run_dir:
+        out.pop("run_dir")
+    return out
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML (or JSON) run config; ``overrides`` replace top-level keys.
+
+    Relative paths (run_dir, task.root, model.path) resolve against the working directory.
+    """
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.update(overrides or {})
+    raw["run_dir"] = _resolve(raw.get("run_dir", "runs/default"))
+    if isinstance(raw.get("task"), dict) and "root" in raw["task"]:
+        raw["task"] = {**raw["task"], "root": _resolve(raw["task"]["root"])}
+    if isinstance(raw.get("model"), dict) and raw["model"].get("path"):
+        raw["model"] = {**raw["model"], "path": _resolve(raw["model"]["path"])}
+    return TrainConfig.model_validate(raw)
+
+
+def _resolve(value: str) -> str:
+    return str(Path(value).expanduser().resolve())

@@ -1,0 +1,404 @@
+"""``DevaGRPOTrainer``: TRL 1.16's ``GRPOTrainer`` with DEVA's diversity and entropy terms.
+
+The policy loss is recomputed by our registered pure functions (``trainer.objectives``); with
+every DEVA term off it equals TRL's own ``_compute_loss`` (loss and gradients; tested).
+
+One forward, three per-token quantities. TRL patches the model with a fused LM head
+(``trl.trainer.utils.add_fused_lm_head``): ``model(..., fused_lm_head=True)`` returns the
+selected-token log-probability and the entropy per position without materialising the
+(B, T, V) logits, so the EOS log-probability is not available from it. We keep the one forward
+and recover it exactly from the backbone's last hidden state h (captured by a forward hook on
+the backbone that the fused head itself calls) and two rows of the LM head W:
+
+    log π(⊤ | o_<t) − log π(o_t | o_<t) = (z_⊤ − z_{o_t}) / τ,   z = W h + b,
+
+because both share the same log-partition. Hence
+
+    log π(⊤ | o_<t) = log π(o_t | o_<t) + ((w_⊤ − w_{o_t})·h_t + b_⊤ − b_{o_t}) / τ,
+
+which costs one (B, T, H) gather and a dot product. Gradients reach θ through both the fused
+kernel's log π(o_t | ·) and h. The reference model (no grad) is evaluated the same way, once
+per generation batch. Models with logit soft-capping or logit scaling are rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model
+from torch import Tensor
+from trl import GRPOTrainer
+from trl.models import prepare_deepspeed, prepare_fsdp
+from trl.trainer.utils import (
+    add_fused_lm_head,
+    create_model_from_path,
+    disable_dropout_in_model,
+    get_config_model_id,
+    use_adapter,
+)
+
+from trainer.objectives.diversity import diversity_loss
+from trainer.objectives.entropy import entropy_regularizer
+from trainer.objectives.policy import PolicyInputs, PolicyParams, k3_kl, log_importance_weights
+from trainer.objectives.registry import policy_losses
+
+log = logging.getLogger(__name__)
+
+#: TRL ``loss_type`` values our registry reproduces (gspo = grpo with sequence-level ratio).
+SUPPORTED_TRL_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")
+_FORWARD_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
+
+
+@dataclass(frozen=True)
+class DevaTerms:
+    """DEVA switches: λ_div·L_div (γ ∈ (0, 1]) and λ_reg·L_reg, added to the policy loss."""
+
+    diversity: bool = False
+    lambda_div: float = 0.1
+    gamma: float = 1.0
+    entropy_reg: bool = False
+    lambda_reg: float = 0.1
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.diversity or self.entropy_reg
+
+
+def policy_loss_name(loss_type: str, importance_sampling_level: str) -> str:
+    """Registry name for TRL's (loss_type, importance_sampling_level)."""
+    if loss_type not in SUPPORTED_TRL_LOSSES:
+        raise ValueError(
+            f"loss_type {loss_type!r} is not supported; use one of {SUPPORTED_TRL_LOSSES}"
+        )
+    if importance_sampling_level == "sequence":
+        if loss_type != "grpo":
+            raise ValueError("sequence-level importance sampling (GSPO) needs loss_type 'grpo'")
+        return "gspo"
+    return loss_type
+
+
+def _unwrap_core(trainer: GRPOTrainer, model: Any) -> Any:
+    """The underlying transformers model (through accelerate and PEFT wrappers).
+
+    Cached per wrapper object: ``accelerate.utils.is_peft_model`` costs ~25 ms a call.
+    """
+    cache: dict[int, Any] = trainer.__dict__.setdefault("_core_cache", {})
+    key = id(model)
+    if key not in cache:
+        core = trainer.accelerator.unwrap_model(model)
+        cache[key] = (model, core.get_base_model() if is_peft_model(core) else core)
+    return cache[key][1]
+
+
+def eos_logps_from_hidden(
+    hidden: Tensor,
+    labels: Tensor,
+    label_logps: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    eos_id: int,
+    temperature: float,
+) -> Tensor:
+    """log π(⊤|o_<t) = log π(o_t|o_<t) + ((w_⊤ − w_{o_t})·h_t + b_⊤ − b_{o_t}) / τ.
+
+    hidden: (B, T, H) states that predict the T labels (B, T); label_logps: (B, T); weight:
+    (V, H) LM head. Returns (B, T).
+    """
+    h = hidden.to(weight.dtype)
+    w_lab = weight[labels]  # (B, T, H)
+    diff = (h * (weight[eos_id] - w_lab)).sum(-1)
+    if bias is not None:
+        diff = diff + bias[eos_id] - bias[labels]
+    return label_logps + diff.to(label_logps.dtype) / temperature
+
+
+class DevaGRPOTrainer(GRPOTrainer):
+    """GRPO trainer whose loss is ours: registry policy loss (+β·KL) + λ_div·L_div + λ_reg·L_reg."""
+
+    def __init__(self, *args: Any, deva: DevaTerms | None = None, **kwargs: Any) -> None:
+        self.deva = deva or DevaTerms()
+        super().__init__(*args, **kwargs)
+        self._check_supported()
+        self.policy_loss_name = policy_loss_name(self.loss_type, self.importance_sampling_level)
+        tok = getattr(self.processing_class, "tokenizer", self.processing_class)
+        self.eos_id = int(tok.eos_token_id)
+        if self.deva.needs_reference:
+            self._setup_reference()
+
+    # ------------------------------------------------------------------ setup
+    def _check_supported(self) -> None:
+        args = self.args
+        unsupported = {
+            "top_entropy_quantile < 1": self.top_entropy_quantile < 1.0,
+            "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
+            "entropy_coef / use_adaptive_entropy": self._entropy_bonus_enabled,
+            "use_liger_kernel": bool(args.use_liger_kernel),
+        }
+        bad = [k for k, v in unsupported.items() if v]
+        if bad:
+            raise ValueError(f"DevaGRPOTrainer does not support: {', '.join(bad)}")
+        text_config = _unwrap_core(self, self.model).config.get_text_config()
+        for attr in ("final_logit_softcapping", "logit_scale", "logits_scaling"):
+            if getattr(text_config, attr, None) not in (None, 1.0):
+                raise ValueError(f"EOS log-probs need plain logits; the model sets {attr}")
+
+    def _setup_reference(self) -> None:
+        """Make sure a reference with the entropy head exists (TRL builds one only for β ≠ 0)."""
+        if is_peft_model(self.model):
+            return  # the reference is the base model with adapters disabled
+        if self.ref_model is None:
+            kwargs = dict(self.args.model_init_kwargs or {})
+            core = _unwrap_core(self, self.model)
+            kwargs.setdefault("dtype", core.dtype)
+            kwargs.setdefault("attn_implementation", core.config._attn_implementation)
+            ref = create_model_from_path(get_config_model_id(core.config), **kwargs)
+            if self.args.disable_dropout:
+                disable_dropout_in_model(ref)
+            self.ref_model = self._prepare_reference(ref)
+        # (re)patch so the fused head also returns entropies; the outer patch wins
+        add_fused_lm_head(
+            _unwrap_core(self, self.ref_model),
+            temperature=self.temperature,
+            cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
+            outputs=("log_probs", "entropy"),
+        )
+
+    def _prepare_reference(self, ref: Any) -> Any:
+        if self.is_deepspeed_enabled:
+            return prepare_deepspeed(ref, self.accelerator)
+        if self.is_fsdp_enabled:
+            return prepare_fsdp(ref, self.accelerator)
+        return self.accelerator.prepare_model(ref, evaluation_mode=True)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """Reload weights through ``from_pretrained`` (key conversion included).
+
+        transformers 5 writes checkpoints in the original (hub) key layout, e.g. ``visual.*``
+        and ``model.layers.*`` for Qwen2-VL, while ``Trainer._load_from_checkpoint`` loads the
+        raw state dict non-strictly: every key misses and the resumed run silently keeps its
+        initial weights. Plain models are therefore reloaded with ``from_pretrained``; PEFT and
+        sharded (FSDP/DeepSpeed) checkpoints keep the base behaviour.
+        """
+        target = self.model if model is None else model
+        core = self.accelerator.unwrap_model(target)
+        if is_peft_model(core) or self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
+        loaded = type(core).from_pretrained(resume_from_checkpoint, dtype=core.dtype)
+        missing, unexpected = core.load_state_dict(loaded.state_dict(), strict=False)
+        if missing or unexpected:
+            raise RuntimeError(
+                f"checkpoint {resume_from_checkpoint} does not match the model: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        log.info("resumed weights from %s", resume_from_checkpoint)
+
+    # ------------------------------------------------------------------ forward
+    def forward_terms(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        compute_entropy: bool = True,
+        compute_aux_loss: bool = False,
+        batch_size: int | None = None,
+        compute_eos: bool = True,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """(logps, entropies, eos_logps, aux) over the completion tokens, one forward per chunk.
+
+        Shapes (B, T) with T = completion length; see the module docstring for the EOS term.
+        ``eos_logps`` is None unless ``compute_eos`` (no hook, no extra work then).
+        """
+        prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+        keep = completion_ids.size(1)
+        core = _unwrap_core(self, model)
+        hidden: list[Tensor] = []
+
+        def grab(_module: Any, _args: Any, output: Any) -> None:
+            hidden.append(output.last_hidden_state[:, -keep - 1 : -1])
+
+        handle = core.base_model.register_forward_hook(grab) if compute_eos else None
+        try:
+            logps, entropies, aux = super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                keep,
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                **{k: inputs.get(k) for k in _FORWARD_KEYS},
+            )
+        finally:
+            if handle is not None:
+                handle.remove()
+        if not compute_eos:
+            return logps, entropies, None, aux
+        head = core.get_output_embeddings()
+        weight, bias = head.weight, head.bias
+        if self.args.cast_lm_head_to_fp32:
+            weight = weight.float()
+            bias = None if bias is None else bias.float()
+        eos = eos_logps_from_hidden(
+            torch.cat(hidden, dim=0),
+            completion_ids,
+            logps,
+            weight,
+            bias,
+            self.eos_id,
+            self.temperature,
+        )
+        return logps, entropies, eos, aux
+
+    @torch.no_grad()
+    def reference_terms(self, inputs: dict[str, Any], batch_size: int | None) -> dict[str, Tensor]:
+        """ref_per_token_logps, ref_entropies, ref_eos_logps (B, T) without grad."""
+        kw = {"batch_size": batch_size, "compute_eos": self.deva.diversity}
+        if self.ref_model is not None:
+            lp, ent, eos, _ = self.forward_terms(self.ref_model, inputs, **kw)
+        else:
+            core = self.accelerator.unwrap_model(self.model)
+            name = "ref" if "ref" in core.peft_config else None
+            with use_adapter(core, adapter_name=name):
+                lp, ent, eos, _ = self.forward_terms(self.model, inputs, **kw)
+        out = {"ref_per_token_logps": lp}
+        if ent is not None:
+            out["ref_entropies"] = ent
+        if eos is not None:
+            out["ref_eos_logps"] = eos
+        return out
+
+    def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
+        """TRL's generation and scoring, plus our reference terms (one reference forward).
+
+        With DEVA on, TRL's own reference pass (run when β ≠ 0) is skipped by hiding β for the
+        call (``self.beta`` is read there only for that pass); ours returns the same
+        ``ref_per_token_logps`` together with the reference entropies and EOS log-probs.
+        """
+        if not self.deva.needs_reference:
+            return super()._generate_and_score_completions(inputs)
+        beta, self.beta = self.beta, 0.0
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self.beta = beta
+        mode = "train" if self.model.training else "eval"
+        bs = (
+            self.args.per_device_train_batch_size
+            if mode == "train"
+            else self.args.per_device_eval_batch_size
+        )
+        output.update(self.reference_terms(output, batch_size=bs))
+        return output
+
+    # ------------------------------------------------------------------ loss
+    def _policy_params(self, inputs: dict[str, Any], mode: str) -> PolicyParams:
+        token_normalizer = None
+        if self.policy_loss_name == "dapo":
+            norm = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+            if mode == "train":
+                norm = (
+                    norm * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+                )
+            token_normalizer = norm
+        return PolicyParams(
+            epsilon_low=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            delta=self.args.delta,
+            max_completion_length=self.max_completion_length,
+            token_normalizer=token_normalizer,
+        )
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Tensor:
+        mode = "train" if self.model.training else "eval"
+        accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        mask = inputs["completion_mask"]
+        if "tool_mask" in inputs:
+            mask = mask * inputs["tool_mask"]
+        logps, entropies, eos_logps, aux = self.forward_terms(
+            model,
+            inputs,
+            compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled,
+            compute_eos=self.deva.diversity,
+        )
+        assert entropies is not None
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old
+        penalty = kl = None
+        if self.beta != 0.0:
+            kl = k3_kl(logps, inputs["ref_per_token_logps"])
+            if self.args.use_bias_correction_kl:  # DeepSeek-V3.2: KL_t · w_t (TRL's default)
+                level = "sequence" if self.policy_loss_name == "gspo" else "token"
+                kl = kl * torch.exp(log_importance_weights(logps, old, mask, level))
+            penalty = self.beta * kl
+        is_ratio = None
+        if self.use_vllm and self.vllm_importance_sampling_correction:
+            is_ratio = inputs["importance_sampling_ratio"]
+        pin = PolicyInputs(
+            logps, old, inputs["advantages"], mask, is_ratio=is_ratio, penalty=penalty
+        )
+        loss, metrics = policy_losses.get(self.policy_loss_name)(
+            pin, self._policy_params(inputs, mode)
+        )
+        if self.policy_loss_name != "dapo":
+            loss = loss / accum
+        if self.deva.diversity:
+            assert eos_logps is not None
+            l_div, m = diversity_loss(
+                logps,
+                eos_logps,
+                inputs["ref_per_token_logps"],
+                inputs["ref_eos_logps"],
+                mask,
+                gamma=self.deva.gamma,
+            )
+            loss = loss + self.deva.lambda_div * l_div / accum
+            metrics.update(m)
+        if self.deva.entropy_reg:
+            l_reg, m = entropy_regularizer(entropies, inputs["ref_entropies"], mask)
+            loss = loss + self.deva.lambda_reg * l_reg / accum
+            metrics.update(m)
+        if self.aux_loss_enabled and aux is not None:
+            loss = loss + self.router_aux_loss_coef * aux / accum
+            metrics["aux_loss"] = float(aux.detach())
+        self._log_loss_metrics(mode, metrics, mask, entropies, eos_logps, kl)
+        return loss
+
+    def _log_loss_metrics(
+        self,
+        mode: str,
+        metrics: dict[str, float],
+        mask: Tensor,
+        entropies: Tensor,
+        eos_logps: Tensor | None,
+        kl: Tensor | None,
+    ) -> None:
+        def global_mean(x: Tensor) -> float:
+            local = torch.stack([(x.detach() * mask).sum(), mask.sum().float()])
+            total = self.accelerator.reduce(local, reduction="sum")
+            return float(total[0] / total[1].clamp(min=1.0))
+
+        store = self._metrics[mode]
+        store["entropy"].append(global_mean(entropies))
+        if eos_logps is not None:
+            store["eos_logp"].append(global_mean(eos_logps))
+        if kl is not None:
+            store["kl"].append(global_mean(kl))
+        for key, value in metrics.items():
+            store[key].append(value)
