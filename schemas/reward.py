@@ -180,6 +180,10 @@ class GroupResult(BaseModel):
     advantages: list[float]
     components: dict[str, list[float]]
     errors: list[ErrorInfo | None]
+    component_errors: dict[str, list[ErrorInfo | None]] = Field(
+        default_factory=dict,
+        description="per component that failed for some completion: one entry per completion",
+    )
     std: float = Field(description="sample std (ddof=1) of the group's rewards")
     zero_variance: bool
 
@@ -198,3 +202,73 @@ class GroupsResponse(BaseModel):
     groups: list[GroupResult]
     stats: BatchStats
     reward: RewardSpec
+
+
+class ComponentInfo(BaseModel):
+    """One registered reward component as listed by ``GET /v1/rewards``."""
+
+    name: str
+    kind: str = Field(description="'sample' (sync, per completion) or 'batch' (async, per request)")
+    needs: str = Field(description="the solution it needs: 'boxes', 'label' or 'any'")
+    range: tuple[float, float] = Field(description="[lo, hi] with default parameters")
+    description: str
+    params: dict[str, Any] = Field(description="JSON Schema of the parameters")
+
+
+class AggregatorInfo(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any]
+
+
+class PresetInfo(BaseModel):
+    name: str
+    reproduces: str
+    deviations: str
+    spec: RewardSpec
+
+
+class RewardsCatalog(BaseModel):
+    """``GET /v1/rewards``: everything a reward spec may name."""
+
+    components: list[ComponentInfo]
+    aggregators: list[AggregatorInfo]
+    advantages: list[AggregatorInfo]
+    presets: list[PresetInfo]
+
+
+class AggregateRequest(BaseModel):
+    """``POST /v1/aggregate``: combine given component values with a spec's aggregation.
+
+    A component of the spec absent from a row is treated as missing (left out, as when a
+    component fails); a name not in the spec is an error.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    reward: RewardRef
+    values: list[dict[str, Finite]]
+
+
+class AggregateResponse(BaseModel):
+    rewards: list[float]
+    errors: list[ErrorInfo | None]
+    reward: RewardSpec
+
+
+class OpenRLHFRequest(BaseModel):
+    """OpenRLHF's remote reward-model protocol (``--remote_rm_url``).
+
+    ``query[i]`` is prompt + response as decoded by OpenRLHF; ``labels[i]`` is the dataset's
+    label column, here a JSON string (see the ``/get_reward`` route for its format).
+    """
+
+    query: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+
+
+class OpenRLHFResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float]]

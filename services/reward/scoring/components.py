@@ -1,0 +1,229 @@
+"""The registered sample components (DESIGN.md "Reward components").
+
+Each is a sync pure function ``(sample: Prepared, params) -> float`` registered with its range.
+The pipeline calls them only when the answer parsed; a parse failure gives the sample a reward
+of 0 and each component its range minimum.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.reward import LabelSolution
+from services.reward.scoring.base import Prepared, sample_component
+from services.reward.scoring.matching import (
+    Match,
+    f1_score,
+    greedy_by_confidence,
+    hungarian_on,
+    label_mismatch,
+    mean_iou,
+    normalise,
+)
+from services.reward.scoring.pairs import cost_key, pair_matrices
+from services.reward.scoring.parse import BoxAnswer, LabelAnswer
+
+
+def think_answer_layout(completion: str) -> bool:
+    """``<think>…</think>``, optional whitespace, one ``<answer>…</answer>``, nothing else.
+
+    Surrounding whitespace is ignored; the think block ends at its first ``</think>``; the
+    answer block must be the only one. Same layout as the peers'
+    ``re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>", DOTALL)``, but stricter: the
+    peers' regex also accepts a second ``</think>`` or a second answer block by backtracking.
+    """
+    s = completion.strip()
+    if not s.startswith("<think>"):
+        return False
+    end = s.find("</think>")
+    if end < 0:
+        return False
+    rest = s[end + 8 :].lstrip()
+    return (
+        rest.startswith("<answer>")
+        and rest.endswith("</answer>")
+        and rest.count("<answer>") == 1
+        and rest.count("</answer>") == 1
+    )
+
+
+@sample_component("format", needs="any", bounds=(0.0, 1.0))
+def format_reward(s: Prepared, _p: object) -> float:
+    """1 if the completion is ``<think>…</think>`` then ``<answer>…</answer>`` (whitespace
+    between, nothing else) and the answer parses in the task's dialect (boxes for box
+    solutions, a non-empty label for classification) with no inverted box; else 0."""
+    if not think_answer_layout(s.completion):
+        return 0.0
+    ans = s.answer
+    if isinstance(ans, BoxAnswer):
+        return 1.0 if ans.inverted == 0 else 0.0
+    return 1.0 if isinstance(ans, LabelAnswer) else 0.0
+
+
+class OverlapParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offset: float = Field(
+        default=0.0, ge=-10, le=10, description="added to the value (Visual-RFT LISA: GIoU + 1)"
+    )
+
+
+def _first_box_overlap(s: Prepared, generalised: bool) -> float | None:
+    """IoU/GIoU of the first predicted box with its best GT box; None when undefined."""
+    iou, giou, _ = pair_matrices(s)
+    if iou.shape[0] == 0 or iou.shape[1] == 0:
+        return None
+    return float((giou if generalised else iou)[0].max())
+
+
+@sample_component(
+    "iou", needs="boxes", bounds=lambda p: (p.offset, 1.0 + p.offset), params=OverlapParams
+)
+def iou_reward(s: Prepared, p: OverlapParams) -> float:
+    """Grounding IoU = max_j IoU(p₁, g_j) of the *first* predicted box p₁ (extra boxes are
+    ignored — not Visual-RFT LISA's mix of two boxes' corners), plus ``offset``. No predicted
+    box: 0 (+offset); no GT box: 1 if no box is predicted either, else 0."""
+    v = _first_box_overlap(s, generalised=False)
+    if v is None:
+        v = 1.0 if s.pred.shape[0] == 0 and s.truth.boxes.shape[0] == 0 else 0.0  # type: ignore[union-attr]
+    return v + p.offset
+
+
+@sample_component(
+    "giou", needs="boxes", bounds=lambda p: (p.offset - 1.0, 1.0 + p.offset), params=OverlapParams
+)
+def giou_reward(s: Prepared, p: OverlapParams) -> float:
+    """Grounding GIoU = max_j GIoU(p₁, g_j) ∈ [−1, 1] of the first predicted box, plus
+    ``offset`` (``offset=1`` gives Visual-RFT LISA's GIoU + 1 ∈ [0, 2]). No predicted box: −1
+    (+offset); no GT box: 1 if no box is predicted either, else −1."""
+    v = _first_box_overlap(s, generalised=True)
+    if v is None:
+        v = 1.0 if s.pred.shape[0] == 0 and s.truth.boxes.shape[0] == 0 else -1.0  # type: ignore[union-attr]
+    return v + p.offset
+
+
+class MatchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tau: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU ≥ tau makes a true positive")
+    l1_weight: float = Field(
+        default=5.0, ge=0.0, description="λ_L1 (boxes normalised by image size)"
+    )
+    giou_weight: float = Field(default=2.0, ge=0.0, description="λ_giou on (1 − GIoU)")
+    cls_weight: float = Field(default=1.0, ge=0.0, description="λ_cls per label mismatch")
+    labels: Literal["auto", "ignore"] = Field(
+        default="auto",
+        description="auto: labels must agree when both GT and answer carry labels; ignore: never",
+    )
+
+
+def matched(s: Prepared, p: MatchParams) -> Match:
+    """Hungarian matching of the sample, computed once per parameter set and cached."""
+    key = ("hungarian", p.tau, p.l1_weight, p.giou_weight, p.cls_weight, p.labels)
+    got = s.cache.get(key)
+    if got is None:
+        ans = s.answer
+        assert isinstance(ans, BoxAnswer) and s.truth.boxes is not None
+        mismatch = None
+        if p.labels == "auto":
+            mismatch = label_mismatch(ans.labels, s.truth.labels)
+        iou, giou, l1 = pair_matrices(s)
+        got = hungarian_on(
+            iou,
+            giou,
+            l1,
+            tau=p.tau,
+            l1_weight=p.l1_weight,
+            giou_weight=p.giou_weight,
+            cls_weight=p.cls_weight,
+            mismatch=mismatch,
+            cost=s.cache.get(cost_key(p.l1_weight, p.giou_weight)),
+        )
+        s.cache[key] = got
+    return got
+
+
+@sample_component("f1", needs="boxes", bounds=(0.0, 1.0), params=MatchParams)
+def f1_reward(s: Prepared, p: MatchParams) -> float:
+    """F1 of a Hungarian matching (DiG): P = TP/N, R = TP/M, F1 = 2PR/(P+R) (0 when TP = 0);
+    M = N = 0 → 1; exactly one of them 0 → 0. TP: matched pair with IoU ≥ τ (and same label
+    where labels exist). Cost λ_L1·L1 + λ_giou·(1 − GIoU) + λ_cls·[label mismatch]."""
+    return f1_score(matched(s, p))
+
+
+@sample_component("miou", needs="boxes", bounds=(0.0, 1.0), params=MatchParams)
+def miou_reward(s: Prepared, p: MatchParams) -> float:
+    """Mean IoU (DiG): Σ IoU over true-positive pairs of the Hungarian matching / max(M, N);
+    M = N = 0 → 1; exactly one of them 0 → 0. Same matching and TP rule as ``f1``."""
+    return mean_iou(matched(s, p))
+
+
+@sample_component("accuracy", needs="label", bounds=(0.0, 1.0))
+def accuracy_reward(s: Prepared, _p: object) -> float:
+    """Classification: 1 when the answer equals the label or one of its synonyms after
+    normalisation (lower case; whitespace, ``_`` and ``-`` removed), else 0. Exact match, not
+    Visual-RFT's substring test; an empty answer never matches (Visual-RFT gives it 1)."""
+    ans, sol = s.answer, s.truth.solution
+    assert isinstance(ans, LabelAnswer) and isinstance(sol, LabelSolution)
+    got = normalise(ans.text)
+    if not got:
+        return 0.0
+    return 1.0 if any(got == normalise(t) for t in (sol.label, *sol.synonyms)) else 0.0
+
+
+def _virft(s: Prepared) -> tuple[list[float], list[bool], list[float]] | None:
+    """Visual-RFT matching after exact-duplicate removal: (ious, matched, confidences) per kept
+    prediction; None when a prediction lacks a confidence (Visual-RFT's sort fails → 0)."""
+    got = s.cache.get("virft")
+    if got is None:
+        ans = s.answer
+        assert isinstance(ans, BoxAnswer) and s.truth.boxes is not None
+        n = ans.n
+        if n and (ans.confidences is None or any(c is None for c in ans.confidences)):
+            s.cache["virft"] = got = ()
+            return None
+        seen: set[tuple[float, ...]] = set()
+        keep: list[int] = []
+        for i, row in enumerate(ans.rows):
+            key = tuple(row)
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        conf = [min(1.0, max(0.0, float(ans.confidences[i]))) for i in keep] if n else []  # type: ignore[index,arg-type]
+        ious, hit = greedy_by_confidence(pair_matrices(s)[0][keep], conf)
+        got = (ious, hit, conf)
+        s.cache["virft"] = got
+    return got or None
+
+
+@sample_component("virft_iou", needs="boxes", bounds=(0.0, 1.0))
+def virft_iou_reward(s: Prepared, _p: object) -> float:
+    """Visual-RFT ``accuracy_reward_iou`` without the math_verify shortcut:
+    min(1, Σ IoU of matched predictions / max(M, N)) after exact-duplicate removal and greedy
+    confidence-ordered matching (IoU > 0.5 strict). M = N = 0 → 1 (Visual-RFT: 0); a missing
+    confidence → 0 (as Visual-RFT)."""
+    got = _virft(s)
+    if got is None:
+        return 0.0
+    ious, _hit, _conf = got
+    m, n = s.truth.boxes.shape[0], len(ious)  # type: ignore[union-attr]
+    if m == 0 and n == 0:
+        return 1.0
+    return min(1.0, sum(ious) / max(m, n))
+
+
+@sample_component("virft_confidence", needs="boxes", bounds=(0.0, 1.0))
+def virft_confidence_reward(s: Prepared, _p: object) -> float:
+    """Visual-RFT ``accuracy_reward_confidence``: mean over predictions (after duplicate
+    removal) of c if matched else 1 − c, confidences clipped to [0, 1] (Visual-RFT does not
+    validate them). Missed GT boxes do not count (so a lone low-confidence false positive
+    scores high — kept for parity). No predictions: 1 if no GT either, else 0."""
+    got = _virft(s)
+    if got is None:
+        return 0.0
+    _ious, hit, conf = got
+    if not conf:
+        return 1.0 if s.truth.boxes.shape[0] == 0 else 0.0  # type: ignore[union-attr]
+    return sum(c if h else 1.0 - c for c, h in zip(conf, hit, strict=True)) / len(conf)

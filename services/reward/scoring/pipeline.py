@@ -1,0 +1,361 @@
+"""Scoring pipeline: prepare (parse once) → sample components → batch components →
+aggregate → (groups) advantages.
+
+Failures are data, never exceptions:
+
+* the answer does not parse → reward 0, ``error`` = the parse error, every sample component
+  reported at its range minimum, batch components not called for it;
+* a component fails for one sample (a batch component returns an ``ErrorInfo``, or a
+  component raises) → that value is *missing*: ``component_errors[name]`` says why, the
+  component is absent from ``components``, and the reward is aggregated over the components
+  that were computed (their weights renormalise; for ``sum`` the missing term is dropped).
+  A missing value is never counted as a real 0, which would penalise the sample for an outage
+  of a dependency. When no weighted component is left the reward is 0 with error
+  ``no_components``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.reward import (
+    BatchStats,
+    BoxSolution,
+    ErrorInfo,
+    Group,
+    GroupResult,
+    GroupsRequest,
+    GroupsResponse,
+    RewardRef,
+    Sample,
+    SampleResult,
+)
+from services.reward.scoring.advantages import sample_std
+from services.reward.scoring.aggregate import scale
+from services.reward.scoring.base import Prepared, ScoringContext, Truth
+from services.reward.scoring.components import MatchParams
+from services.reward.scoring.geometry import frame_extent
+from services.reward.scoring.pairs import precompute
+from services.reward.scoring.parse import BoxAnswer, ParseError, parse_boxes, parse_label
+from services.reward.scoring.spec import (
+    CompiledSpec,
+    SpecError,
+    check_solutions,
+    compiled,
+    resolve_estimator,
+)
+
+log = logging.getLogger(__name__)
+
+FRAME_TOLERANCE = 0.05
+"""A coordinate may exceed its frame's range by this fraction of the range before ``bad_frame``."""
+
+DEFAULT_MAX_BOXES = 1000
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Raw scoring output: ``values: (S, K)``, ``present: (S, K)`` bool, ``rewards: (S,)``."""
+
+    values: np.ndarray
+    present: np.ndarray
+    rewards: np.ndarray
+    errors: list[ErrorInfo | None]
+    component_errors: list[dict[str, ErrorInfo]]
+
+
+def check_frame(answer: BoxAnswer, truth: Truth) -> ParseError | None:
+    """``bad_frame`` when a coordinate lies outside the frame's range by more than 5 %.
+
+    The frame is never guessed; numbers far outside it (e.g. pixels under ``norm1000``) mean
+    the completion does not use the declared frame.
+    """
+    extent = frame_extent(truth.frame)
+    if extent is None or not answer.rows:
+        return None
+    w, h = extent
+    flat = answer.flat
+    xs, ys = flat[0::2], flat[1::2]  # x1, y1, x2, y2 repeated: even = x, odd = y
+    tx, ty = FRAME_TOLERANCE * w, FRAME_TOLERANCE * h
+    if min(xs) < -tx or max(xs) > w + tx or min(ys) < -ty or max(ys) > h + ty:
+        return ParseError(
+            "bad_frame",
+            f"coordinates outside the {truth.frame.coords!r} frame (x in [0, {w:g}], "
+            f"y in [0, {h:g}]): the completion's numbers do not fit the declared frame",
+        )
+    return None
+
+
+def prepare(
+    sid: str,
+    completion: str,
+    truth: Truth,
+    source: Sample | Group | None = None,
+    max_boxes: int = DEFAULT_MAX_BOXES,
+) -> Prepared:
+    """Parse ``completion`` once, in the dialect of its solution (boxes or a label)."""
+    if isinstance(truth.solution, BoxSolution):
+        answer = parse_boxes(completion, max_boxes)
+        if isinstance(answer, BoxAnswer):
+            answer = check_frame(answer, truth) or answer
+    else:
+        answer = parse_label(completion)
+    return Prepared(sid, completion, truth, answer, source)
+
+
+BATCH_GEOMETRY_MIN = 4
+"""Below this many samples the per-sample geometry is cheaper than the bucketed batch one."""
+
+
+def _precompute(items: Sequence[Prepared], c: CompiledSpec) -> None:
+    """Batch geometry for box components, with the Hungarian costs their params need."""
+    if len(items) < BATCH_GEOMETRY_MIN:
+        return
+    if any(comp.needs == "boxes" for comp, _ in c.components):
+        weights = {
+            (p.l1_weight, p.giou_weight) for _, p in c.components if isinstance(p, MatchParams)
+        }
+        precompute(items, weights)
+
+
+def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
+    s = len(items)
+    lo = c.lo.tolist()
+    sync = [(j, comp, params) for j, (comp, params) in enumerate(c.components) if comp.score]
+    values: list[list[float]] = []
+    present: list[list[bool]] = []
+    errors: list[ErrorInfo | None] = [None] * s
+    comp_errors: list[dict[str, ErrorInfo]] = [{} for _ in range(s)]
+    for i, item in enumerate(items):
+        row, got = lo[:], [False] * len(lo)
+        values.append(row)
+        present.append(got)
+        ans = item.answer
+        if isinstance(ans, ParseError):
+            errors[i] = ErrorInfo(code=ans.code, message=ans.message)
+            continue
+        for j, comp, params in sync:
+            try:
+                row[j] = comp.score(item, params)  # type: ignore[misc]
+                got[j] = True
+            except Exception as exc:  # a bug in one component must not fail the batch
+                log.exception("component %s failed", comp.name)
+                comp_errors[i][comp.name] = ErrorInfo(
+                    code="component_failed", message=f"{type(exc).__name__}: {exc}"
+                )
+    k = len(lo)
+    return Scored(
+        np.array(values, dtype=np.float64).reshape(s, k),
+        np.array(present, dtype=bool).reshape(s, k),
+        np.zeros(s),
+        errors,
+        comp_errors,
+    )
+
+
+async def _batch_values(
+    items: Sequence[Prepared], c: CompiledSpec, out: Scored, context: ScoringContext
+) -> None:
+    ok = [i for i, e in enumerate(out.errors) if e is None]
+    if not ok:
+        return
+    for j, (comp, params) in enumerate(c.components):
+        if comp.score_batch is None:
+            continue
+        try:
+            got = await comp.score_batch([items[i] for i in ok], params, context)
+            if len(got) != len(ok):
+                raise RuntimeError(f"returned {len(got)} values for {len(ok)} samples")
+        except Exception as exc:
+            log.exception("batch component %s failed", comp.name)
+            err = ErrorInfo(code="component_failed", message=f"{type(exc).__name__}: {exc}")
+            got = [err] * len(ok)
+        for i, v in zip(ok, got, strict=True):
+            if isinstance(v, ErrorInfo):
+                out.component_errors[i][comp.name] = v
+            else:
+                out.values[i, j] = v
+                out.present[i, j] = True
+
+
+def _aggregate(c: CompiledSpec, out: Scored) -> Scored:
+    w = c.weights * out.present
+    raw = np.where(out.present, out.values, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rewards = c.aggregator.fn(raw, scale(raw, c.lo, c.hi), w, c.aggregate_params).astype(
+            np.float64
+        )
+    weighted = w.any(axis=1).tolist()
+    finite = np.isfinite(rewards).tolist()
+    for i, err in enumerate(out.errors):
+        if err is not None:
+            rewards[i] = 0.0
+        elif not weighted[i]:
+            rewards[i] = 0.0
+            out.errors[i] = ErrorInfo(
+                code="no_components", message="no weighted component could be computed"
+            )
+        elif not finite[i]:
+            rewards[i] = 0.0
+            out.errors[i] = ErrorInfo(code="non_finite", message="the aggregate is not finite")
+    return Scored(out.values, out.present, rewards, out.errors, out.component_errors)
+
+
+def aggregate_values(
+    c: CompiledSpec, values: np.ndarray, present: np.ndarray
+) -> tuple[np.ndarray, list[ErrorInfo | None]]:
+    """Aggregate given component values ``(S, K)`` (``present`` marks the given ones)."""
+    s = values.shape[0]
+    out = _aggregate(c, Scored(values, present, np.zeros(s), [None] * s, [{} for _ in range(s)]))
+    return out.rewards, out.errors
+
+
+def _results(items: Sequence[Prepared], c: CompiledSpec, out: Scored) -> list[SampleResult]:
+    names = c.names
+    res = []
+    for i, item in enumerate(items):
+        row, pres = out.values[i].tolist(), out.present[i].tolist()
+        failed = isinstance(item.answer, ParseError)
+        comps = {
+            n: v
+            for n, v, p, (comp, _) in zip(names, row, pres, c.components, strict=True)
+            if p or (failed and comp.kind == "sample")
+        }
+        res.append(
+            SampleResult.model_construct(
+                id=item.id,
+                reward=float(out.rewards[i]),
+                components=comps,
+                error=out.errors[i],
+                component_errors=out.component_errors[i],
+            )
+        )
+    return res
+
+
+def _prepared_samples(samples: Sequence[Sample], max_boxes: int) -> list[Prepared]:
+    return [
+        prepare(s.id, s.completion, Truth.of(s.solution, s.frame), s, max_boxes) for s in samples
+    ]
+
+
+def _spec_for(samples: Sequence[Sample], spec: RewardRef) -> CompiledSpec:
+    c = compiled(spec)
+    check_solutions(c, [(f"samples[{i}].solution", s.solution) for i, s in enumerate(samples)])
+    return c
+
+
+def score_samples(
+    samples: Sequence[Sample], spec: RewardRef, *, max_boxes: int = DEFAULT_MAX_BOXES
+) -> list[SampleResult]:
+    """Score samples with a spec (or preset name) that has no batch component (sync)."""
+    c = _spec_for(samples, spec)
+    if c.has_batch:
+        raise SpecError("this spec has a batch component; use ascore_samples (async)")
+    items = _prepared_samples(samples, max_boxes)
+    _precompute(items, c)
+    return _results(items, c, _aggregate(c, _sync_values(items, c)))
+
+
+async def ascore_prepared(
+    items: Sequence[Prepared], c: CompiledSpec, context: ScoringContext | None = None
+) -> Scored:
+    """Score prepared samples with every kind of component (batch ones awaited)."""
+    _precompute(items, c)
+    out = _sync_values(items, c)
+    if c.has_batch:
+        await _batch_values(items, c, out, context or ScoringContext())
+    return _aggregate(c, out)
+
+
+async def ascore_samples(
+    samples: Sequence[Sample],
+    spec: RewardRef,
+    context: ScoringContext | None = None,
+    *,
+    max_boxes: int = DEFAULT_MAX_BOXES,
+) -> list[SampleResult]:
+    """Score samples with any spec; batch components get ``context`` (settings, HTTP client)."""
+    c = _spec_for(samples, spec)
+    items = _prepared_samples(samples, max_boxes)
+    return _results(items, c, await ascore_prepared(items, c, context))
+
+
+def zero_variance(r: np.ndarray) -> bool:
+    """True when every reward of the group is the same (GRPO's advantage is then 0)."""
+    values = r.tolist()
+    return not values or max(values) - min(values) <= 1e-12
+
+
+async def ascore_groups(
+    req: GroupsRequest,
+    context: ScoringContext | None = None,
+    *,
+    max_boxes: int = DEFAULT_MAX_BOXES,
+) -> GroupsResponse:
+    """Score GRPO groups: per group rewards, advantages, components, errors, std, zero-variance
+    flag; plus batch statistics. Missing component values are reported as the component's
+    range minimum in ``components`` and named in ``component_errors``."""
+    c = compiled(req.reward)
+    check_solutions(c, [(f"groups[{i}].solution", g.solution) for i, g in enumerate(req.groups)])
+    est, est_params = resolve_estimator(req.advantage, req.advantage_params)
+    items: list[Prepared] = []
+    for g in req.groups:
+        truth = Truth.of(g.solution, g.frame)
+        items.extend(
+            prepare(f"{g.id}/{j}", text, truth, g, max_boxes)
+            for j, text in enumerate(g.completions)
+        )
+    out = await ascore_prepared(items, c, context)
+    values = np.where(out.present, out.values, c.lo)
+    bounds = np.cumsum([0] + [len(g.completions) for g in req.groups])
+    rewards = [out.rewards[a:b] for a, b in itertools.pairwise(bounds)]
+    advs = est.fn(rewards, est_params)
+    groups = []
+    for gi, g in enumerate(req.groups):
+        a, b = int(bounds[gi]), int(bounds[gi + 1])
+        r = rewards[gi]
+        comp_errs: dict[str, list[ErrorInfo | None]] = {}
+        for i in range(a, b):
+            for name, err in out.component_errors[i].items():
+                comp_errs.setdefault(name, [None] * (b - a))[i - a] = err
+        groups.append(
+            GroupResult.model_construct(
+                id=g.id,
+                rewards=r.tolist(),
+                advantages=np.asarray(advs[gi], dtype=np.float64).tolist(),
+                components={n: values[a:b, j].tolist() for j, n in enumerate(c.names)},
+                errors=out.errors[a:b],
+                component_errors=comp_errs,
+                std=sample_std(r),
+                zero_variance=zero_variance(r),
+            )
+        )
+    return GroupsResponse.model_construct(
+        groups=groups, stats=batch_stats(groups, out.rewards, out.errors), reward=c.spec
+    )
+
+
+def batch_stats(
+    groups: Sequence[GroupResult], rewards: np.ndarray, errors: Sequence[ErrorInfo | None]
+) -> BatchStats:
+    """Batch statistics: reward mean and sample std over all completions, mean within-group std
+    (the quantity DEVA's diversity loss raises), fraction of zero-variance groups and of
+    completions with an error."""
+    n = int(rewards.size)
+    return BatchStats.model_construct(
+        n_groups=len(groups),
+        n_completions=n,
+        reward_mean=float(rewards.mean()) if n else 0.0,
+        reward_std=sample_std(rewards),
+        mean_group_std=float(np.mean([g.std for g in groups])) if groups else 0.0,
+        zero_variance_fraction=(
+            float(np.mean([g.zero_variance for g in groups])) if groups else 0.0
+        ),
+        error_fraction=(sum(e is not None for e in errors) / n) if n else 0.0,
+    )

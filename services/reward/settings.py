@@ -1,0 +1,40 @@
+"""Reward service settings (environment variables ``PRL_REWARD_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class RewardSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PRL_REWARD_", extra="ignore", frozen=True)
+
+    port: int = Field(default=8001, ge=0, le=65535)
+    max_samples: int = Field(
+        default=4096, ge=1, description="completions per request (all groups together); 413 above"
+    )
+    max_completion_chars: int = Field(
+        default=65536, ge=1, description="characters per completion; 413 above"
+    )
+    max_boxes: int = Field(
+        default=1000,
+        ge=1,
+        description="boxes per answer: GT above it → 413; a completion above it → reward 0 "
+        "with error too_many_boxes (one runaway completion must not fail a training batch)",
+    )
+    max_group_size: int = Field(default=1024, ge=1, description="completions per group; 413 above")
+    openrlhf_reward: str = Field(
+        default="dig",
+        description="preset used by /get_reward when a label names no reward",
+    )
+    embedding_url: str | None = Field(
+        default=None, description="embedding service base URL (DEVA alignment component)"
+    )
+    embedding_timeout_s: float = Field(default=30.0, gt=0)
+    ready_components: list[str] = Field(
+        default_factory=list,
+        description='batch components whose dependency /readyz must see up, e.g. ["alignment"] '
+        "(JSON list); by default none, so the service is ready for specs that do not use them",
+    )
