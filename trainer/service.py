@@ -80,7 +80,7 @@ async def submit(req: JobSubmit, mgr: Manager) -> JobView:
     dependencies=[Depends(require_scope("read"))],
 )
 async def list_jobs(
-    mgr: Manager, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    mgr: Manager, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=2**62)
 ) -> JobList:
     jobs, total = await asyncio.to_thread(mgr.list, limit, offset)
     return JobList(jobs=jobs, total=total)

@@ -71,7 +71,8 @@ def test_job_runs_to_completion_and_metrics_reach_the_store(tmp_path, sessions):
     assert done.status == "completed", done.message
     assert done.step == 3
     assert done.latest_metrics == {"reward/mean": pytest.approx(0.3)}
-    assert json.loads(mgr.paths(view.id).config.read_text()) == {"seed": 1}
+    stored = json.loads(mgr.paths(view.id).config.read_text())
+    assert stored == {"seed": 1, "run_dir": str(mgr.paths(view.id).dir)}  # the job's own directory
 
 
 def test_failed_job_reports_exit_code_and_log_tail(tmp_path, sessions):
