@@ -7,3 +7,5 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from tests.pg import postgres_server, postgres_url  # noqa: E402, F401  (throwaway PostgreSQL, tests/pg.py)

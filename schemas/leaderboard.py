@@ -1,0 +1,213 @@
+"""Leaderboard service API models: suites, runs, metrics, leaderboards, training curves, uploads.
+
+Every run carries its provenance (DESIGN.md "Storage"): suite name + version + content hash,
+model, config hash, git sha, library versions, seed and timestamps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+INT32_MAX = 2**31 - 1
+INT64 = (-(2**63), 2**63 - 1)
+NO_NUL = r"^[^\x00]*$"
+"""Text stored in SQL may not hold NUL characters (PostgreSQL rejects them)."""
+
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next (None: last)."""
+
+    items: list[T]
+    next_cursor: int | None = None
+
+
+class SuiteView(BaseModel):
+    name: str
+    version: str
+    content_hash: str
+    created_at: datetime
+    n_runs: int = 0
+    metrics: list[str] = Field(default_factory=list, description="metric names stored for it")
+
+
+class SuiteList(BaseModel):
+    suites: list[SuiteView]
+
+
+class MetricView(BaseModel):
+    name: str
+    value: float
+    higher_is_better: bool = True
+    stderr: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+
+
+class RunSummary(BaseModel):
+    id: int
+    key: str
+    model: str
+    suite: str
+    suite_version: str
+    suite_hash: str
+    config_hash: str
+    seed: int | None = None
+    git_sha: str | None = None
+    lib_versions: dict[str, Any] = Field(default_factory=dict)
+    status: RunStatus
+    source: str = "local"
+    n_samples: int | None = None
+    n_done: int = Field(0, description="samples with a stored prediction")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class PredictionView(BaseModel):
+    sample_id: str
+    prediction: str | None = None
+    reward: float | None = None
+    components: dict[str, float | None] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class RunDetail(RunSummary):
+    config: dict[str, Any] = Field(default_factory=dict)
+    model_revision: str | None = None
+    model_provenance: dict[str, Any] = Field(default_factory=dict)
+    metrics: list[MetricView] = Field(default_factory=list)
+    samples: Page[PredictionView] | None = Field(
+        None, description="per-sample drill-down, one page (see the route's limit/cursor)"
+    )
+
+
+class LeaderboardEntry(BaseModel):
+    rank: int = Field(description="competition rank (ties share a rank)")
+    model: str
+    run_id: int
+    value: float
+    stderr: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    overlaps_best: bool | None = Field(
+        None, description="its CI overlaps the leader's (None when either has no CI)"
+    )
+    n_runs: int = Field(description="completed runs of this model with this metric")
+    config_hash: str
+    seed: int | None = None
+    git_sha: str | None = None
+    finished_at: datetime | None = None
+
+
+class Leaderboard(BaseModel):
+    suite: str
+    version: str
+    content_hash: str
+    metric: str
+    higher_is_better: bool
+    entries: list[LeaderboardEntry]
+
+
+class TrainingJobView(BaseModel):
+    id: int
+    name: str
+    model: str | None = None
+    status: RunStatus
+    config_hash: str
+    seed: int | None = None
+    git_sha: str | None = None
+    message: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Series(BaseModel):
+    steps: list[int]
+    values: list[float]
+
+
+class TrainingCurves(BaseModel):
+    job: TrainingJobView
+    series: dict[str, Series] = Field(description="metric name → its values by step")
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    revision: str | None = Field(None, max_length=255, pattern=NO_NUL)
+    adapter: str | None = Field(None, max_length=64, pattern=NO_NUL)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+class SuiteRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    version: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    content_hash: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
+
+
+class PredictionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    prediction: str | None = Field(None, description="NUL characters are stored as U+FFFD")
+    reward: float | None = None
+    components: dict[str, float | None] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    value: float = Field(allow_inf_nan=False)
+    higher_is_better: bool = True
+    stderr: float | None = Field(None, allow_inf_nan=False)
+    ci_low: float | None = Field(None, allow_inf_nan=False)
+    ci_high: float | None = Field(None, allow_inf_nan=False)
+    n: int | None = Field(None, ge=0, le=INT32_MAX)
+
+
+class RunUpload(BaseModel):
+    """A finished (or partial) run from a remote runner, written in one transaction.
+
+    ``key`` defaults to the run key derived from model, suite, config hash and seed, so a
+    re-upload of the same run lands on the same row; predictions already stored are kept.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = Field(None, min_length=1, max_length=128, pattern=NO_NUL)
+    model: ModelRef
+    suite: SuiteRef
+    config: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = Field(None, ge=INT64[0], le=INT64[1])
+    git_sha: str | None = Field(None, max_length=64, pattern=NO_NUL)
+    lib_versions: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["completed", "failed", "cancelled", "running"] = "completed"
+    n_samples: int | None = Field(None, ge=0, le=INT32_MAX)
+    predictions: list[PredictionIn] = Field(default_factory=list, max_length=100_000)
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=1000)
+
+
+class RunUploadResult(BaseModel):
+    id: int
+    key: str
+    created: bool = Field(description="false when the upload landed on an existing run")
+    predictions_added: int
+    predictions_total: int
+    metrics: int

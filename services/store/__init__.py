@@ -1,0 +1,1 @@
+"""Result store: SQLAlchemy models, repository functions and Alembic migrations."""

@@ -1,0 +1,170 @@
+"""Engine and session factory, and the Alembic entry points used by ``prl db`` and services.
+
+The database is ``PRL_DATABASE_URL``; unset, it is the SQLite file ``.prl/store.db`` under
+the working directory (the embedded default of DESIGN.md "Storage"). SQLite connections get
+foreign keys on, WAL journaling and a busy timeout so a runner and the leaderboard can share
+one file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SQLITE_PATH = Path(".prl") / "store.db"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+class StoreSettings(BaseSettings):
+    """``PRL_DATABASE_URL`` (SQLAlchemy URL; e.g. ``postgresql+psycopg2://u:p@host/db``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PRL_", extra="ignore", frozen=True)
+
+    database_url: str = Field(default_factory=default_database_url)
+    echo_sql: bool = False
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` (default: :class:`StoreSettings`), creating a SQLite file's folder."""
+    url = url or StoreSettings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict = {"connect_args": {"check_same_thread": False}}
+    if in_memory:
+        from sqlalchemy.pool import StaticPool
+
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, echo=echo, future=True, **kwargs)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    if not in_memory:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False, future=True)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any exception."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    """Programmatic Alembic config pointing at the packaged migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+MIGRATION_LOCK_ID = 0x70726C5F6462  # "prl_db": PostgreSQL advisory lock key
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection holding an exclusive migration lock, so that several workers starting
+    at once (``--workers 4``, replicas) migrate one after the other: a PostgreSQL advisory
+    lock, or an ``flock`` on ``<file>.lock`` next to a SQLite file."""
+    database = engine.url.database or ""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
+        elif engine.dialect.name == "sqlite" and database not in ("", ":memory:"):
+            import fcntl
+
+            with open(f"{database}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                yield conn
+        else:
+            yield conn
+
+
+def _migrate(url: str, revision: str, direction: str) -> None:
+    from alembic import command
+
+    engine = make_engine(url)  # also creates the SQLite folder
+    try:
+        with _migration_lock(engine) as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            getattr(command, direction)(cfg, revision)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` up to ``revision`` (safe to run from many workers)."""
+    _migrate(url, revision, "upgrade")
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    """Migrate the database at ``url`` down to ``revision`` (``base`` drops every table)."""
+    _migrate(url, revision, "downgrade")
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_database(engine: Engine) -> str | None:
+    """Readiness: None when the DB answers and is at the head revision, else the reason."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = current_revision(engine)
+    except Exception as exc:  # any driver error means "not ready", with its message
+        return f"database unreachable: {type(exc).__name__}: {exc}"
+    head = head_revision()
+    if current != head:
+        return f"database schema at revision {current}, code expects {head}: run `prl db upgrade`"
+    return None

@@ -1,0 +1,22 @@
+"""Leaderboard tests run against SQLite and a real PostgreSQL (``postgres`` marker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.store import db
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def factory(db_url):
+    db.upgrade(db_url)
+    eng = db.make_engine(db_url)
+    yield db.session_factory(eng)
+    eng.dispose()
