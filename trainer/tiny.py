@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from services.embedding.tiny import byte_alphabet
+
 Kind = Literal["qwen2vl", "qwen25vl"]
 
 #: Qwen special tokens, in the order of the real tokenizer (ids 151643.. there).
@@ -73,19 +75,6 @@ FAMILIES: dict[str, Family] = {
 }
 _BY_MODEL_TYPE = {f.model_type: f for f in FAMILIES.values()}
 _IMAGE_ONLY: dict[str, type] = {}
-
-
-def byte_alphabet() -> list[str]:
-    """The GPT-2/Qwen byte-level alphabet: printable stand-in character for bytes 0..255."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    table: dict[int, str] = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return [table[b] for b in range(256)]
 
 
 def trl_chat_template(name: str = "qwen2_5_vl") -> str:
@@ -241,8 +230,13 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
     )
 
 
-def build_tiny_vlm(kind: Kind, out: Path | str, seed: int = 0) -> Path:
+def build_tiny_vlm(
+    kind: Kind, out: Path | str, seed: int = 0, *, hidden: int = 64, layers: int = 2, heads: int = 4
+) -> Path:
     """Build a tiny random ``kind`` model + processor and ``save_pretrained`` both into ``out``.
+
+    ``hidden``/``heads`` set the text model's width and heads (vLLM's CPU attention needs a head
+    dimension of at least 32, e.g. ``hidden=128, heads=4``).
 
     Reload with :func:`load_vlm` (``AutoModelForImageTextToText`` / ``AutoProcessor``).
     """
@@ -256,7 +250,7 @@ def build_tiny_vlm(kind: Kind, out: Path | str, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     processor = build_processor(kind)
-    config = build_config(kind, processor.tokenizer)
+    config = build_config(kind, processor.tokenizer, hidden=hidden, layers=layers, heads=heads)
     model = getattr(transformers, FAMILIES[kind].model_cls)(config)
     text = config.text_config
     model.generation_config = GenerationConfig(

