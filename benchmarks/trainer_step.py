@@ -3,6 +3,14 @@
 Targets (issue 5): ours-off / TRL ≤ 1.05; DEVA-on / TRL ≤ 1.5. For context a fourth variant,
 ``trl_kl``, is TRL with a KL penalty (β = 0.04), which pays for the same reference forward.
 
+Issue 6 rows: ``ours_pgpo`` (PGPO on, DEVA terms off: the with-image and no-image no-grad
+forwards of the visual dependency, once per generation batch) and ``ours_align`` (the DEVA
+alignment attention mask: one eager-attention no-grad forward with ``output_attentions``
+before scoring; the policy is loaded with ``attn_implementation="eager"``, which that
+needs). Target: each ≤ 1.4 × ours-off (``ratio_pgpo_on_vs_ours_off``,
+``ratio_align_on_vs_ours_off``). The alignment *reward* itself (reward → embedding service
+HTTP) runs in the services and is measured by their own benchmarks, not here.
+
 Same tiny random Qwen2-VL, same batch (one prompt with two images × G completions, generated
 once by TRL). Two figures:
 
@@ -37,7 +45,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-VARIANTS = ("trl", "ours_off", "ours_deva", "trl_kl")
+VARIANTS = ("trl", "ours_off", "ours_deva", "trl_kl", "ours_pgpo", "ours_align")
 
 
 def _dataset(n: int) -> Any:
@@ -65,7 +73,9 @@ def _trainers(
 ) -> dict[str, Any]:
     from trl import GRPOConfig, GRPOTrainer
 
+    from trainer.alignment import AlignmentConfig
     from trainer.grpo import DevaGRPOTrainer, DevaTerms
+    from trainer.pgpo import PGPOConfig
 
     def make_args(beta: float) -> Any:
         return GRPOConfig(
@@ -88,11 +98,17 @@ def _trainers(
     common = {"model": str(model_dir), "reward_funcs": [_reward], "args": args, "train_dataset": ds}
     deva = DevaTerms(diversity=True, lambda_div=0.1, gamma=0.5, entropy_reg=True, lambda_reg=0.1)
     kl_args = make_args(0.04)
+    eager_args = make_args(0.0)
+    eager_args.model_init_kwargs = {"attn_implementation": "eager"}
+    pgpo = PGPOConfig(enabled=True, threshold=0.5, threshold_mode="quantile")
+    align = AlignmentConfig(send_inputs=True, mask_from_attention=True)
     build = {
         "trl": lambda: GRPOTrainer(**common),
         "trl_kl": lambda: GRPOTrainer(**{**common, "args": kl_args}),
         "ours_off": lambda: DevaGRPOTrainer(**common),
         "ours_deva": lambda: DevaGRPOTrainer(**common, deva=deva),
+        "ours_pgpo": lambda: DevaGRPOTrainer(**common, pgpo=pgpo),
+        "ours_align": lambda: DevaGRPOTrainer(**{**common, "args": eager_args}, alignment=align),
     }
     trainers = {name: build[name]() for name in variants}
     for t in trainers.values():
@@ -109,11 +125,30 @@ def _step(name: str, trainer: Any, batch: dict[str, Any]) -> float:
         inputs.update(trainer.reference_terms(inputs, batch_size=None))
     elif name == "trl_kl":  # TRL's own reference pass (done in generation when beta != 0)
         inputs["ref_per_token_logps"] = _trl_reference(trainer, inputs)
+    elif name == "ours_pgpo":  # PGPO's two no-grad forwards (once per generation batch)
+        trainer._apply_pgpo(inputs, "train")
+    elif name == "ours_align":  # the attention-mask forward (once per generation batch)
+        rows, prompts, ids = _mask_inputs(trainer, inputs)
+        trainer.alignment_masks(rows, prompts, ids)
     loss = trainer._compute_loss(trainer.model, inputs)
     loss.backward()
     trainer.optimizer.step()
     trainer.optimizer.zero_grad(set_to_none=True)
     return time.perf_counter() - t0
+
+
+def _mask_inputs(trainer: Any, b: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """(rows, multimodal prompts, completion ids) as TRL passes them to ``_calculate_rewards``."""
+    from trl.data_utils import prepare_multimodal_messages
+
+    n = b["completion_ids"].shape[0]
+    row = trainer.train_dataset[0]
+    rows = [dict(row) for _ in range(n)]
+    prompts = [prepare_multimodal_messages(r["prompt"], images=r["images"]) for r in rows]
+    ids = [
+        c[m.bool()].tolist() for c, m in zip(b["completion_ids"], b["completion_mask"], strict=True)
+    ]
+    return rows, prompts, ids
 
 
 def _trl_reference(trainer: Any, b: dict[str, Any]) -> Any:
@@ -161,7 +196,7 @@ def _setup(
     torch.manual_seed(0)
     first = trainers[variants[0]]
     batch = first._generate_and_score_completions([first.train_dataset[0]] * gens)
-    for key in ("ref_per_token_logps", "ref_entropies", "ref_eos_logps"):
+    for key in ("ref_per_token_logps", "ref_entropies", "ref_eos_logps", "sequence_advantages"):
         batch.pop(key, None)  # the variants with a reference recompute them in the timed step
     return trainers, batch
 
@@ -199,12 +234,21 @@ def measure(iters: int, gens: int, length: int, budget_s: float) -> dict[str, An
         "ratio_ours_off_vs_trl": round(med["ours_off"] / med["trl"], 4),
         "ratio_deva_on_vs_trl": round(med["ours_deva"] / med["trl"], 4),
         "ratio_deva_on_vs_trl_with_kl": round(med["ours_deva"] / med["trl_kl"], 4),
+        "ratio_pgpo_on_vs_ours_off": round(med["ours_pgpo"] / med["ours_off"], 4),
+        "ratio_align_on_vs_ours_off": round(med["ours_align"] / med["ours_off"], 4),
         "train_step_iters": len(full["trl"]),
         "train_step_s_median": {k: round(v, 5) for k, v in fmed.items()},
         "train_step_ratio_ours_off_vs_trl": round(fmed["ours_off"] / fmed["trl"], 4),
         "train_step_ratio_deva_on_vs_trl": round(fmed["ours_deva"] / fmed["trl"], 4),
         "train_step_ratio_deva_on_vs_trl_with_kl": round(fmed["ours_deva"] / fmed["trl_kl"], 4),
-        "targets": {"ours_off_vs_trl": 1.05, "deva_on_vs_trl": 1.5},
+        "train_step_ratio_pgpo_on_vs_ours_off": round(fmed["ours_pgpo"] / fmed["ours_off"], 4),
+        "train_step_ratio_align_on_vs_ours_off": round(fmed["ours_align"] / fmed["ours_off"], 4),
+        "targets": {
+            "ours_off_vs_trl": 1.05,
+            "deva_on_vs_trl": 1.5,
+            "pgpo_on_vs_ours_off": 1.4,
+            "align_on_vs_ours_off": 1.4,
+        },
     }
 
 

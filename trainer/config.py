@@ -10,6 +10,13 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     max_steps: 3
     seed: 0
     deva: {diversity: {enabled, lambda_div, gamma}, entropy_reg: {enabled, lambda_reg}}
+    pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # trainer.pgpo.PGPOConfig
+    curriculum: {stages: [{name: single, max_steps: 2}, ...], window}    # or null (no curriculum)
+    alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
+    train_vision_tower: null | true | false   # PIVOT switches (null: leave as loaded)
+    train_projector: null | true | false
+    method: grpo | dpo              # dpo: see ``dpo`` (PIVOT preference training)
+    dpo: {rollouts: FILE.jsonl | null, generations: 4, max_new_tokens: 16, run: {...}}
     checkpoint: {every_steps: 2, keep: 2}
     grpo: {...}                     # any other trl.GRPOConfig field (beta, num_generations, ...)
 
@@ -26,7 +33,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainer.alignment import AlignmentConfig
+from trainer.curriculum import CurriculumConfig
+from trainer.dpo import DPORunConfig
 from trainer.grpo import DevaTerms
+from trainer.pgpo import PGPOConfig
 
 LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "gspo"]
 #: GRPOConfig fields this config owns (set them at the top level or in ``checkpoint``).
@@ -52,6 +63,10 @@ class ModelSource(Frozen):
     path: str | None = None
     tiny: Literal["qwen2vl", "qwen25vl"] | None = None
     seed: int = 0
+    #: ``from_pretrained(attn_implementation=...)``; "eager" is needed for attention masks
+    attn_implementation: (
+        Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None
+    ) = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
@@ -124,6 +139,22 @@ class DevaConfig(Frozen):
         )
 
 
+class DpoConfig(Frozen):
+    """``method: dpo`` (PIVOT): pairs from reward-ranked rollouts, then ``trl.DPOTrainer``.
+
+    ``rollouts``: a JSONL of groups (:func:`trainer.dpo.load_rollout_groups`); when None the
+    model samples ``generations`` completions per task row and the reward service ranks them.
+    """
+
+    rollouts: str | None = None
+    generations: int = Field(4, ge=2)
+    max_new_tokens: int = Field(16, ge=1)
+    temperature: float = Field(1.0, gt=0.0)
+    max_rows: int | None = Field(None, ge=1, description="task rows to sample; None = all")
+    min_margin: float = Field(0.0, ge=0.0)
+    run: DPORunConfig = DPORunConfig()
+
+
 class CheckpointConfig(Frozen):
     every_steps: int = Field(50, ge=1)
     keep: int | None = Field(None, ge=1)
@@ -147,6 +178,13 @@ class TrainConfig(Frozen):
     max_steps: int = Field(ge=1)
     seed: int = 0
     deva: DevaConfig = DevaConfig()
+    pgpo: PGPOConfig = PGPOConfig()
+    curriculum: CurriculumConfig | None = None
+    alignment: AlignmentConfig = AlignmentConfig()
+    train_vision_tower: bool | None = None
+    train_projector: bool | None = None
+    method: Literal["grpo", "dpo"] = "grpo"
+    dpo: DpoConfig = DpoConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     grpo: dict[str, Any] = Field(default_factory=dict)
 
@@ -192,7 +230,43 @@ class TrainConfig(Frozen):
                 f"per_device_train_batch_size × steps_per_generation ({bs} × {steps_per_gen}) "
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
+        self._check_issue6()
         return self
+
+    def _check_issue6(self) -> None:
+        """PGPO / curriculum / alignment combinations (issue 6)."""
+        init = self.grpo.get("model_init_kwargs") or {}
+        both = (self.model.attn_implementation, init.get("attn_implementation"))
+        if None not in both and both[0] != both[1]:
+            raise ValueError(
+                f"model.attn_implementation={both[0]!r} and "
+                f"grpo.model_init_kwargs.attn_implementation={both[1]!r} disagree; set one"
+            )
+        if self.alignment.mask_from_attention:
+            if not self.alignment.send_inputs:
+                raise ValueError(
+                    "alignment.mask_from_attention needs alignment.send_inputs: true "
+                    "(the mask travels with the sample's image)"
+                )
+            if self.attn_implementation != "eager":
+                raise ValueError(
+                    "alignment.mask_from_attention reads the decoder's attention weights, which "
+                    'only attn_implementation "eager" returns (sdpa/flash do not): set '
+                    f"model.attn_implementation: eager (got {self.attn_implementation!r})"
+                )
+        if self.curriculum is not None and int(self.grpo.get("dataloader_num_workers", 0)):
+            raise ValueError(
+                "curriculum: set grpo.dataloader_num_workers to 0 (worker processes hold a copy "
+                "of the dataset and would not see the stage switch)"
+            )
+        if self.pgpo.enabled and self.grpo.get("use_vllm"):
+            raise ValueError("pgpo with use_vllm is not supported (the no-image forward is local)")
+
+    @property
+    def attn_implementation(self) -> str | None:
+        """The attention implementation the policy is loaded with (model or model_init_kwargs)."""
+        init = self.grpo.get("model_init_kwargs") or {}
+        return self.model.attn_implementation or init.get("attn_implementation")
 
     @property
     def run_path(self) -> Path:
@@ -216,7 +290,8 @@ def validate_run_config(config: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML (or JSON) run config; ``overrides`` replace top-level keys.
 
-    Relative paths (run_dir, task.root, model.path) resolve against the working directory.
+    Relative paths (run_dir, task.root, model.path, alignment.path_root, dpo.rollouts) resolve
+    against the working directory.
     """
     path = Path(path)
     raw = yaml.safe_load(path.read_text()) or {}
@@ -226,6 +301,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         raw["task"] = {**raw["task"], "root": _resolve(raw["task"]["root"])}
     if isinstance(raw.get("model"), dict) and raw["model"].get("path"):
         raw["model"] = {**raw["model"], "path": _resolve(raw["model"]["path"])}
+    for section, key in (("alignment", "path_root"), ("dpo", "rollouts")):
+        if isinstance(raw.get(section), dict) and raw[section].get(key):
+            raw[section] = {**raw[section], key: _resolve(raw[section][key])}
     return TrainConfig.model_validate(raw)
 
 

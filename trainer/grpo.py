@@ -19,6 +19,20 @@ because both share the same log-partition. Hence
 which costs one (B, T, H) gather and a dot product. Gradients reach θ through both the fused
 kernel's log π(o_t | ·) and h. The reference model (no grad) is evaluated the same way, once
 per generation batch. Models with logit soft-capping or logit scaling are rejected.
+
+Perception terms (issue 6), both once per generation batch and without gradient:
+
+* **PGPO** (``pgpo.enabled``): after generation and scoring, the visual dependency
+  d_t = KL(π(·|I, q, o_<t) ‖ π(·|q, o_<t)) from one with-image and one no-image forward
+  (:func:`trainer.pgpo.pgpo_advantages`) turns the sequence advantages ``A: (B,)`` into
+  ``A_i · w_t: (B, T)`` with Σ_t w_t = number of valid tokens; the policy losses accept
+  ``(B, T)`` advantages. Logged: ``pgpo/mean_dependency``, ``pgpo/gated_share`` (+ clipped
+  share, mean gated weight, max weight). The sequence advantages stay in the batch as
+  ``sequence_advantages``.
+* **DEVA alignment mask** (``alignment.mask_from_attention``): before the rewards are
+  computed, one eager-attention forward over prompt + completion gives each sample's patch
+  mask (:func:`trainer.alignment.attention_patch_masks`), passed to the reward functions as
+  the ``alignment_mask`` column.
 """
 
 from __future__ import annotations
@@ -40,10 +54,12 @@ from trl.trainer.utils import (
     use_adapter,
 )
 
+from trainer.alignment import AlignmentConfig, attention_patch_masks
 from trainer.objectives.diversity import diversity_loss
 from trainer.objectives.entropy import entropy_regularizer
 from trainer.objectives.policy import PolicyInputs, PolicyParams, k3_kl, log_importance_weights
 from trainer.objectives.registry import policy_losses
+from trainer.pgpo import PGPOConfig, pgpo_advantages, vision_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +145,20 @@ def eos_logps_from_hidden(
 class DevaGRPOTrainer(GRPOTrainer):
     """GRPO trainer whose loss is ours: registry policy loss (+β·KL) + λ_div·L_div + λ_reg·L_reg."""
 
-    def __init__(self, *args: Any, deva: DevaTerms | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        deva: DevaTerms | None = None,
+        pgpo: PGPOConfig | None = None,
+        alignment: AlignmentConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.deva = deva or DevaTerms()
+        self.pgpo = pgpo or PGPOConfig()
+        self.alignment = alignment or AlignmentConfig()
         super().__init__(*args, **kwargs)
         self._check_supported()
+        self._check_perception()
         self.policy_loss_name = policy_loss_name(self.loss_type, self.importance_sampling_level)
         tok = getattr(self.processing_class, "tokenizer", self.processing_class)
         self.eos_id = int(tok.eos_token_id)
@@ -155,6 +181,20 @@ class DevaGRPOTrainer(GRPOTrainer):
         for attr in ("final_logit_softcapping", "logit_scale", "logits_scaling"):
             if getattr(text_config, attr, None) not in (None, 1.0):
                 raise ValueError(f"EOS log-probs need plain logits; the model sets {attr}")
+
+    def _check_perception(self) -> None:
+        """PGPO needs the processor's vision tokens; attention masks need eager attention."""
+        tok = getattr(self.processing_class, "tokenizer", self.processing_class)
+        self._vision_ids = vision_token_ids(tok) if self.pgpo.enabled else []
+        if self.pgpo.enabled and not self._vision_ids:
+            raise ValueError("pgpo: the tokenizer has no vision placeholder tokens to drop")
+        if self.alignment.mask_from_attention:
+            impl = _unwrap_core(self, self.model).config._attn_implementation
+            if impl != "eager":
+                raise ValueError(
+                    "alignment.mask_from_attention needs attention weights, which only "
+                    f'attn_implementation="eager" returns; the policy uses {impl!r}'
+                )
 
     def _setup_reference(self) -> None:
         """Make sure a reference with the entropy head exists (TRL builds one only for β ≠ 0)."""
@@ -284,27 +324,115 @@ class DevaGRPOTrainer(GRPOTrainer):
         return out
 
     def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
-        """TRL's generation and scoring, plus our reference terms (one reference forward).
+        """TRL's generation and scoring, plus our reference terms and PGPO token advantages.
 
         With DEVA on, TRL's own reference pass (run when β ≠ 0) is skipped by hiding β for the
         call (``self.beta`` is read there only for that pass); ours returns the same
         ``ref_per_token_logps`` together with the reference entropies and EOS log-probs.
         """
-        if not self.deva.needs_reference:
-            return super()._generate_and_score_completions(inputs)
-        beta, self.beta = self.beta, 0.0
+        beta = self.beta
+        if self.deva.needs_reference:
+            self.beta = 0.0
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
             self.beta = beta
         mode = "train" if self.model.training else "eval"
-        bs = (
-            self.args.per_device_train_batch_size
-            if mode == "train"
-            else self.args.per_device_eval_batch_size
-        )
-        output.update(self.reference_terms(output, batch_size=bs))
+        if self.deva.needs_reference:
+            bs = (
+                self.args.per_device_train_batch_size
+                if mode == "train"
+                else self.args.per_device_eval_batch_size
+            )
+            output.update(self.reference_terms(output, batch_size=bs))
+        if self.pgpo.enabled:
+            self._apply_pgpo(output, mode)
         return output
+
+    def _apply_pgpo(self, output: dict[str, Any], mode: str) -> None:
+        """Replace ``advantages: (B,)`` by PGPO's ``A_i · w_t: (B, T)`` and log d_t stats."""
+        tok = getattr(self.processing_class, "tokenizer", self.processing_class)
+        seq_adv = output["advantages"]
+        token_adv, stats = pgpo_advantages(
+            self.model,
+            output,
+            pad_token_id=int(tok.pad_token_id),
+            vision_ids=self._vision_ids,
+            config=self.pgpo,
+            temperature=self.temperature,
+        )
+        output["sequence_advantages"] = seq_adv
+        output["advantages"] = token_adv.to(seq_adv.dtype)
+        store = self._metrics[mode]
+        for key, value in stats.as_metrics().items():
+            if value == value:  # mean_gated_weight is NaN when nothing was gated
+                store[key].append(value)
+
+    def _calculate_rewards(
+        self, inputs: list[dict[str, Any]], prompts: list[Any], completions: list[Any], ids: Any
+    ) -> Tensor:
+        """TRL's reward call; first the attention patch masks when DEVA alignment asks for them.
+
+        Each row gets an ``alignment_mask`` entry (a ``PatchMask`` dict or None), which TRL
+        passes to the reward functions as a column.
+        """
+        if self.alignment.mask_from_attention:
+            masks = self.alignment_masks(inputs, prompts, ids)
+            for row, mask in zip(inputs, masks, strict=True):
+                row["alignment_mask"] = mask
+        return super()._calculate_rewards(inputs, prompts, completions, ids)
+
+    def alignment_masks(
+        self, inputs: list[dict[str, Any]], prompts: list[Any], completion_ids: list[list[int]]
+    ) -> list[dict[str, Any] | None]:
+        """Patch masks of each sample's last image from the policy's text→image attention.
+
+        Rebuilds the multimodal prompt inputs as TRL does (chat template + processor), appends
+        the completions (right padded) and runs :func:`attention_patch_masks`.
+        """
+        from trl.data_utils import apply_chat_template
+
+        images = [row.get("images") or [row["image"]] for row in inputs]
+        texts = [
+            apply_chat_template({"prompt": p}, self.processing_class, **self.chat_template_kwargs)[
+                "prompt"
+            ]
+            for p in prompts
+        ]
+        enc = self.processing_class(
+            images=images, text=texts, padding=True, padding_side="left", return_tensors="pt"
+        )
+        enc = {k: v.to(self.accelerator.device) for k, v in enc.items()}
+        width = max(len(c) for c in completion_ids)
+        pad = int(self._tokenizer.pad_token_id)
+        comp = torch.full((len(completion_ids), width), pad, dtype=enc["input_ids"].dtype)
+        cmask = torch.zeros_like(comp)
+        for i, c in enumerate(completion_ids):
+            comp[i, : len(c)] = torch.tensor(c, dtype=comp.dtype)
+            cmask[i, : len(c)] = 1
+        comp, cmask = comp.to(self.accelerator.device), cmask.to(self.accelerator.device)
+        model_inputs = {
+            "input_ids": torch.cat([enc["input_ids"], comp], dim=1),
+            "attention_mask": torch.cat([enc["attention_mask"], cmask], dim=1),
+            "pixel_values": enc["pixel_values"],
+            "image_grid_thw": enc["image_grid_thw"],
+        }
+        if "mm_token_type_ids" in enc:
+            mm = enc["mm_token_type_ids"]
+            model_inputs["mm_token_type_ids"] = torch.cat([mm, torch.zeros_like(comp)], dim=1)
+        core = _unwrap_core(self, self.model)
+        merge = int(getattr(self.processing_class.image_processor, "merge_size", 2))
+        return attention_patch_masks(
+            self.model,
+            model_inputs,
+            cmask,
+            image_token_id=int(core.config.image_token_id),
+            num_images=[len(x) for x in images],
+            merge_size=merge,
+            threshold=self.alignment.mask_threshold,
+            keep_fraction=self.alignment.mask_keep_fraction,
+            layers=self.alignment.mask_layers,
+        )
 
     # ------------------------------------------------------------------ loss
     def _policy_params(self, inputs: dict[str, Any], mode: str) -> PolicyParams:

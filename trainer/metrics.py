@@ -4,7 +4,10 @@ A record is ``{"step": int, "time": float, <metric>: float, ...}`` with TRL's na
 ``reward``, ``reward_std``, ``frac_reward_zero_std``, ``kl``, ``entropy``, ``step_time``,
 ``num_tokens``) plus ours (``div/loss``, ``ent/loss``, ``eos_logp``, ``reward_service/...``) and
 ``tokens_per_s`` = Δnum_tokens / step_time (TRL's ``num_tokens`` counts prompt and completion
-tokens; image tokens included). The store can add a SQL sink with the same protocol.
+tokens; image tokens included), ``world_size`` (the number of training processes,
+``TrainingArguments.world_size`` = ``accelerator.num_processes``) and whatever the extra
+providers return (e.g. ``curriculum/stage_index``). The store can add a SQL sink with the same
+protocol.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,11 +62,28 @@ def clean_record(step: int, logs: dict[str, Any], prev_tokens: float | None) -> 
     return record
 
 
-class MetricsCallback(TrainerCallback):
-    """Forwards each training log (not the final summary) to every sink."""
+def world_size() -> int:
+    """Number of training processes: ``accelerate.PartialState().num_processes`` (the shared
+    state behind ``Trainer.accelerator.num_processes``); 1 without a distributed launch."""
+    from accelerate import PartialState
 
-    def __init__(self, sinks: Sequence[MetricsSink]) -> None:
+    return int(PartialState().num_processes)
+
+
+class MetricsCallback(TrainerCallback):
+    """Forwards each training log (not the final summary) to every sink.
+
+    ``providers``: callables returning extra numeric fields for each record (evaluated at log
+    time, after the step's ``on_step_end`` callbacks).
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[MetricsSink],
+        providers: Sequence[Callable[[], Mapping[str, float]]] = (),
+    ) -> None:
         self.sinks = list(sinks)
+        self.providers = list(providers)
         self._prev_tokens: float | None = 0.0
 
     def on_log(
@@ -73,6 +93,9 @@ class MetricsCallback(TrainerCallback):
             return
         record = clean_record(state.global_step, logs, self._prev_tokens)
         self._prev_tokens = record.get("num_tokens", self._prev_tokens)
+        record["world_size"] = world_size()
+        for provider in self.providers:
+            record.update(provider())
         for sink in self.sinks:
             sink.write(record)
 

@@ -10,7 +10,16 @@ completion text, and the service does parsing and aggregation. The per-sample ro
 training; within-group statistics are computed here from the ``id`` column.
 
 "inprocess" uses ``httpx.ASGITransport`` on the reward service's own app: the same request,
-routes and validation as over the network.
+routes and validation as over the network. HTTP goes through the SDK
+(:class:`clients.reward.AsyncRewardClient`: retries with backoff and ``Retry-After``, request
+splitting to the server's limits), one client per event loop (TRL runs async reward
+functions on its own persistent loop).
+
+DEVA alignment (:mod:`trainer.alignment`): with ``send_inputs`` each sample also carries
+``image`` (a path under the embedding service's data root, from the ``image_path`` column, or
+base64 of the row's last image) and ``query``; the ``alignment_mask`` column (the trainer's
+attention mask) becomes the sample's ``mask``. Components that failed
+(``component_errors``) are counted per component, never averaged in as zeros.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +54,9 @@ class RewardClientConfig:
     backoff_s: float = 0.5
     name: str = "reward_service"
     extra_headers: dict[str, str] = field(default_factory=dict)
+    send_inputs: bool = False
+    image_mode: str = "path"
+    path_root: str | None = None
 
 
 def completion_text(completion: Any) -> str:
@@ -69,8 +83,14 @@ def build_samples(
     frame: Sequence[Any] | None = None,
     query: Sequence[Any] | None = None,
     ids: Sequence[Any] | None = None,
+    images: Sequence[str | None] | None = None,
+    masks: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Wire ``samples`` of ``/v1/score``: ids ``<row id>#<k>`` unique within the batch."""
+    """Wire ``samples`` of ``/v1/score``: ids ``<row id>#<k>`` unique within the batch.
+
+    ``images`` (image references) and ``masks`` (``PatchMask`` dicts or None) are attached
+    when given (DEVA alignment).
+    """
     out = []
     for k, completion in enumerate(completions):
         sample: dict[str, Any] = {
@@ -82,8 +102,33 @@ def build_samples(
             sample["frame"] = _as_obj(frame[k])
         if query is not None and query[k]:
             sample["query"] = query[k]
+        if images is not None and images[k] is not None:
+            sample["image"] = images[k]
+        if masks is not None and masks[k] is not None:
+            sample["mask"] = _as_obj(masks[k])
         out.append(sample)
     return out
+
+
+def image_refs(
+    n: int,
+    image_path: Sequence[Any] | None,
+    images: Sequence[Any] | None,
+    image: Sequence[Any] | None,
+    *,
+    mode: str,
+    root: str | None,
+) -> list[str | None]:
+    """One image reference per completion for the alignment reward (the row's last image)."""
+    from trainer.alignment import image_reference
+
+    def last(k: int) -> Any:
+        if images is not None and images[k]:
+            return images[k][-1]
+        return image[k] if image is not None else None
+
+    paths = image_path if image_path is not None else [None] * n
+    return [image_reference(paths[k], last(k), mode=mode, root=root) for k in range(n)]
 
 
 def group_statistics(rewards: Sequence[float], groups: Sequence[Any]) -> dict[str, float]:
@@ -112,6 +157,11 @@ def summarise(results: Sequence[dict[str, Any]], groups: Sequence[Any]) -> dict[
     metrics["error_frac"] = (
         fmean(1.0 if r.get("error") else 0.0 for r in results) if results else 0.0
     )
+    failed: dict[str, int] = defaultdict(int)
+    for r in results:
+        for name in r.get("component_errors") or {}:
+            failed[name] += 1
+    metrics.update({f"component_error_frac/{n}": c / len(results) for n, c in failed.items()})
     metrics.update(group_statistics(rewards, groups))
     return metrics
 
@@ -125,41 +175,50 @@ def make_transport(url: str) -> tuple[httpx.AsyncBaseTransport | None, str]:
     return httpx.ASGITransport(app=create_app()), "http://reward.inprocess"
 
 
-async def post_with_retries(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], retries: int, backoff_s: float
-) -> dict[str, Any]:
-    """POST with retries on connection errors, 429 and 5xx; a 4xx other than 429 raises at once."""
-    for attempt in range(retries + 1):
-        try:
-            resp = await client.post(path, json=body)
-        except httpx.TransportError as exc:
-            if attempt == retries:
-                raise RuntimeError(
-                    f"reward service unreachable at {client.base_url}: {exc}"
-                ) from exc
-        else:
-            if resp.status_code < 400:
-                return resp.json()
-            retryable = resp.status_code == 429 or resp.status_code >= 500
-            if not retryable or attempt == retries:
-                raise RuntimeError(
-                    f"reward service {path} answered {resp.status_code}: {resp.text[:500]}"
+class ClientPerLoop:
+    """One :class:`~clients.reward.AsyncRewardClient` per running event loop (made lazily).
+
+    An ``httpx.AsyncClient`` belongs to the loop that first used it; TRL keeps one loop for
+    its async reward functions, tests use ``asyncio.run`` (a new loop each time).
+    """
+
+    def __init__(self, cfg: RewardClientConfig) -> None:
+        self.cfg = cfg
+        self.transport, self.base_url = make_transport(cfg.url)
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        from clients.retry import RetryPolicy
+        from clients.reward import AsyncRewardClient
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is None:
+                client = AsyncRewardClient(
+                    self.base_url,
+                    api_key=self.cfg.api_key or "",
+                    timeout=self.cfg.timeout_s,
+                    retry=RetryPolicy(
+                        max_retries=self.cfg.retries, initial_backoff_s=self.cfg.backoff_s
+                    ),
+                    transport=self.transport,
+                    headers=self.cfg.extra_headers,
                 )
-        await asyncio.sleep(backoff_s * 2**attempt)
-    raise AssertionError("unreachable")
+                self._clients[loop] = client
+        return client
 
 
 def make_reward_func(cfg: RewardClientConfig) -> Callable[..., Awaitable[list[float]]]:
     """An ``async def`` reward function for ``GRPOTrainer(reward_funcs=[...])``.
 
     Metrics logged through TRL's ``log_metric`` under ``<cfg.name>/...``: each component's
-    mean, the batch mean, the mean within-group reward std, the zero-variance group fraction and
-    the fraction of samples with a parse/scoring error.
+    mean, the batch mean, the mean within-group reward std, the zero-variance group fraction,
+    the fraction of samples with a parse/scoring error and, per failed component, the
+    fraction of samples it failed on (``component_error_frac/<name>``).
     """
-    transport, base_url = make_transport(cfg.url)
-    headers = dict(cfg.extra_headers)
-    if cfg.api_key:
-        headers["Authorization"] = f"Bearer {cfg.api_key}"
+    clients = ClientPerLoop(cfg)
 
     async def reward_service(
         completions: list[Any],
@@ -167,16 +226,27 @@ def make_reward_func(cfg: RewardClientConfig) -> Callable[..., Awaitable[list[fl
         frame: list[Any] | None = None,
         query: list[Any] | None = None,
         id: list[Any] | None = None,
+        image_path: list[Any] | None = None,
+        images: list[Any] | None = None,
+        image: list[Any] | None = None,
+        alignment_mask: list[Any] | None = None,
         log_metric: Callable[[str, float], None] | None = None,
         **_: Any,
     ) -> list[float]:
-        samples = build_samples(completions, solution, frame, query, id)
-        body = {"reward": cfg.reward, "samples": samples}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=base_url, timeout=cfg.timeout_s, headers=headers
-        ) as client:
-            data = await post_with_retries(client, "/v1/score", body, cfg.retries, cfg.backoff_s)
-        by_id = {r["id"]: r for r in data["results"]}
+        refs = masks = None
+        if cfg.send_inputs:
+            refs = image_refs(
+                len(completions),
+                image_path,
+                images,
+                image,
+                mode=cfg.image_mode,
+                root=cfg.path_root,
+            )
+            masks = alignment_mask
+        samples = build_samples(completions, solution, frame, query, id, refs, masks)
+        response = await clients.get().score(samples, reward=cfg.reward)
+        by_id = {r.id: r.model_dump(mode="json") for r in response.results}
         results = [by_id[s["id"]] for s in samples]
         if log_metric is not None:
             groups = id if id is not None else [0] * len(results)

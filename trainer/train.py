@@ -6,6 +6,15 @@ Run dir layout::
     <run_dir>/base-model/        the tiny model, when ``model.tiny`` is set
     <run_dir>/checkpoints/       TRL/transformers checkpoints (checkpoint-<step>/)
     <run_dir>/metrics.jsonl      one record per step (trainer.metrics)
+
+Issue 6 wiring: ``pgpo`` and ``alignment`` go to :class:`~trainer.grpo.DevaGRPOTrainer`;
+``curriculum`` serves one task split per stage through a
+:class:`~trainer.curriculum.StagedDataset` switched by a
+:class:`~trainer.curriculum.CurriculumCallback` (state saved in each checkpoint, restored on
+``--resume``; the active stage index is logged as ``curriculum/stage_index``);
+``train_vision_tower`` / ``train_projector`` are applied with
+:func:`trainer.pivot.set_vision_trainable` before training. ``method: dpo`` runs
+:func:`run_dpo_method` instead (PIVOT preference training).
 """
 
 from __future__ import annotations
@@ -46,11 +55,8 @@ def model_path(cfg: TrainConfig) -> Path:
     return out
 
 
-def train_dataset(cfg: TrainConfig) -> Any:
-    """The task's split as a TRL dataset; DiG data is generated first when asked and missing."""
-    from tasks import get_task
-    from tasks.hf import to_hf_dataset
-
+def ensure_data(cfg: TrainConfig) -> Path:
+    """The task root; DiG data is generated first when asked and missing."""
     root = Path(cfg.task.root)
     gen = cfg.task.generate
     if gen is not None and not (root / "manifest.jsonl").exists():
@@ -65,8 +71,34 @@ def train_dataset(cfg: TrainConfig) -> Any:
             size=gen.size,
             progress=False,
         )
-    task = get_task(cfg.task.name, root=str(root))
-    return to_hf_dataset(task, cfg.task.split)
+    return root
+
+
+def split_dataset(cfg: TrainConfig, split: str | None) -> Any:
+    """One split of the task as a TRL dataset (+ ``image_path``: the row's last image file)."""
+    from tasks import get_task
+    from tasks.hf import hf_rows, to_hf_dataset
+
+    task = get_task(cfg.task.name, root=str(ensure_data(cfg)))
+    ds = to_hf_dataset(task, split)
+    if cfg.alignment.send_inputs:
+        rows, _ = hf_rows(task, split)
+        ds = ds.add_column("image_path", [str(r["images"][-1]) for r in rows])
+    return ds
+
+
+def train_dataset(cfg: TrainConfig) -> Any:
+    """The task's split as a TRL dataset; DiG data is generated first when asked and missing."""
+    return split_dataset(cfg, cfg.task.split)
+
+
+def staged_dataset(cfg: TrainConfig) -> Any:
+    """A :class:`~trainer.curriculum.StagedDataset` with one task split per curriculum stage."""
+    from trainer.curriculum import StagedDataset
+
+    assert cfg.curriculum is not None
+    stages = {st.name: split_dataset(cfg, st.name) for st in cfg.curriculum.stages}
+    return StagedDataset(stages)
 
 
 def grpo_args(cfg: TrainConfig) -> Any:
@@ -85,6 +117,10 @@ def grpo_args(cfg: TrainConfig) -> Any:
         "log_completions": False,
     }
     kwargs.update(cfg.grpo)
+    if cfg.model.attn_implementation is not None:
+        init = dict(kwargs.get("model_init_kwargs") or {})
+        init["attn_implementation"] = cfg.model.attn_implementation
+        kwargs["model_init_kwargs"] = init
     gspo = cfg.loss_type == "gspo"
     return GRPOConfig(
         output_dir=str(cfg.run_path / "checkpoints"),
@@ -125,6 +161,21 @@ def drop_records_after(path: Path, step: int) -> int:
     return len(lines) - len(keep)
 
 
+def reward_config(cfg: TrainConfig) -> RewardClientConfig:
+    """The reward client settings of a run (alignment inputs included)."""
+    al = cfg.alignment
+    return RewardClientConfig(
+        url=cfg.reward.url,
+        reward=cfg.reward.reward,
+        api_key=cfg.reward.api_key,
+        timeout_s=cfg.reward.timeout_s,
+        retries=cfg.reward.retries,
+        send_inputs=al.send_inputs,
+        image_mode=al.image,
+        path_root=al.path_root or cfg.task.root,
+    )
+
+
 def build_trainer(
     cfg: TrainConfig, sinks: Sequence[MetricsSink] = (), callbacks: Sequence[Any] = ()
 ) -> Any:
@@ -135,24 +186,44 @@ def build_trainer(
 
     ensure_processor_support()
     path = model_path(cfg)
-    reward = make_reward_func(
-        RewardClientConfig(
-            url=cfg.reward.url,
-            reward=cfg.reward.reward,
-            api_key=cfg.reward.api_key,
-            timeout_s=cfg.reward.timeout_s,
-            retries=cfg.reward.retries,
-        )
-    )
-    return DevaGRPOTrainer(
+    reward = make_reward_func(reward_config(cfg))
+    extra: list[Any] = []
+    providers: list[Any] = []
+    if cfg.curriculum is not None:
+        from trainer.curriculum import Curriculum, CurriculumCallback
+
+        staged = staged_dataset(cfg)
+        curriculum = Curriculum(cfg.curriculum)
+        extra.append(CurriculumCallback(curriculum, staged))
+        providers.append(lambda: {"curriculum/stage_index": float(curriculum.stage_index)})
+        dataset = staged.as_hf_dataset()
+    else:
+        dataset = train_dataset(cfg)
+    trainer = DevaGRPOTrainer(
         model=str(path),
         reward_funcs=[reward],
         args=grpo_args(cfg),
-        train_dataset=train_dataset(cfg),
+        train_dataset=dataset,
         processing_class=load_processor(path),
-        callbacks=[MetricsCallback(sinks), *callbacks],
+        callbacks=[*extra, MetricsCallback(sinks, providers), *callbacks],
         deva=cfg.deva.terms(),
+        pgpo=cfg.pgpo,
+        alignment=cfg.alignment,
     )
+    apply_vision_switches(cfg, trainer.model)
+    return trainer
+
+
+def apply_vision_switches(cfg: TrainConfig, model: Any) -> None:
+    """PIVOT: train or freeze the vision tower and the projector (``None`` leaves them as is)."""
+    if cfg.train_vision_tower is None and cfg.train_projector is None:
+        return
+    from trainer.pivot import set_vision_trainable
+
+    counts = set_vision_trainable(
+        model, tower=cfg.train_vision_tower, projector=cfg.train_projector
+    )
+    log.info("vision switches: %s", counts)
 
 
 def run(
@@ -164,12 +235,15 @@ def run(
     """Train; with ``resume`` continue from the newest checkpoint in the run dir (if any).
 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (e.g. a job's cancel hook).
+    ``method: dpo`` runs :func:`run_dpo_method` (no checkpoints to resume from).
     """
     run_dir = cfg.run_path
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     )
+    if cfg.method == "dpo":
+        return run_dpo_method(cfg)
     start = last_checkpoint(run_dir) if resume else None
     if resume and start is None:
         log.warning("--resume: no checkpoint in %s; starting from step 0", run_dir)
@@ -180,3 +254,105 @@ def run(
     trainer.train(resume_from_checkpoint=str(start) if start else None)
     trainer.save_model(str(run_dir / "final"))
     return RunResult(run_dir, trainer.state.global_step, start)
+
+
+# ---------------------------------------------------------------------------------- DPO
+
+
+def collect_rollouts(cfg: TrainConfig, model_dir: Path) -> list[Any]:
+    """Reward-ranked rollout groups: ``dpo.generations`` samples per task row, scored.
+
+    Each row's prompt is rendered by the processor with its images and sampled
+    (``temperature``, ``max_new_tokens``; seed ``cfg.seed + row index``); the completions are
+    scored by the run's reward service in one event loop (the same reward function as GRPO).
+    """
+    import asyncio
+
+    import torch
+
+    from trainer.dpo import RolloutGroup
+    from trainer.tiny import load_vlm
+
+    model, processor = load_vlm(model_dir)
+    model.eval()
+    ds = train_dataset(cfg)
+    n_rows = len(ds) if cfg.dpo.max_rows is None else min(len(ds), cfg.dpo.max_rows)
+    g = cfg.dpo.generations
+    tok = processor.tokenizer
+    rows, texts = [], []
+    for i in range(n_rows):
+        row = ds[i]
+        images = row.get("images") or [row["image"]]
+        prompt = processor.apply_chat_template(
+            row["prompt"], add_generation_prompt=True, tokenize=False
+        )
+        enc = processor(images=[images] * g, text=[prompt] * g, return_tensors="pt")
+        torch.manual_seed(cfg.seed + i)
+        with torch.no_grad():
+            out = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=cfg.dpo.temperature,
+                max_new_tokens=cfg.dpo.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        rows.append((row, images))
+        texts.append(tok.batch_decode(new, skip_special_tokens=True))
+    reward = make_reward_func(reward_config(cfg))
+
+    async def score_all() -> list[list[float]]:
+        scored = []
+        for (row, images), completions in zip(rows, texts, strict=True):
+            cols = {k: [row[k]] * g for k in ("solution", "frame", "query", "id") if k in row}
+            if "image_path" in row:
+                cols["image_path"] = [row["image_path"]] * g
+            scored.append(await reward(completions=completions, images=[images] * g, **cols))
+        return scored
+
+    rewards = asyncio.run(score_all())
+    return [
+        RolloutGroup(
+            prompt=row["prompt"], completions=c, rewards=r, images=images, id=str(row["id"])
+        )
+        for (row, images), c, r in zip(rows, texts, rewards, strict=True)
+    ]
+
+
+def run_dpo_method(cfg: TrainConfig) -> RunResult:
+    """PIVOT preference training: pairs from reward-ranked rollouts, then ``trl.DPOTrainer``.
+
+    Rollouts come from ``dpo.rollouts`` (JSONL) or are sampled and scored here
+    (:func:`collect_rollouts`); :func:`trainer.dpo.build_preference_pairs` takes best vs
+    worst of each group (ties skipped); the trained model goes to ``<run_dir>/final`` and a
+    summary to ``<run_dir>/dpo_result.json``. ``train_vision_tower`` / ``train_projector``
+    (when set) override ``dpo.run``'s switches.
+    """
+    from trainer.dpo import build_preference_pairs, load_rollout_groups, run_dpo
+
+    path = model_path(cfg)
+    if cfg.dpo.rollouts is not None:
+        groups = load_rollout_groups(cfg.dpo.rollouts)
+    else:
+        groups = collect_rollouts(cfg, path)
+    (cfg.run_path / "rollouts.jsonl").write_text(
+        "".join(
+            json.dumps({"id": g.id, "completions": g.completions, "rewards": g.rewards}) + "\n"
+            for g in groups
+        )
+    )
+    pairs = build_preference_pairs(groups, min_margin=cfg.dpo.min_margin)
+    switches = {
+        k: v
+        for k, v in (
+            ("train_vision_tower", cfg.train_vision_tower),
+            ("train_projector", cfg.train_projector),
+        )
+        if v is not None
+    }
+    run_cfg = cfg.dpo.run.model_copy(update={"seed": cfg.seed, **switches})
+    out = cfg.run_path / "final"
+    result = run_dpo(path, pairs, out, run_cfg)
+    result["n_groups"] = len(groups)
+    (cfg.run_path / "dpo_result.json").write_text(json.dumps(result, indent=1))
+    return RunResult(cfg.run_path, int(result["steps"]), None)

@@ -1,7 +1,9 @@
-"""``prl train --config FILE.yaml [--resume] [--run-dir DIR]``: one GRPO/DEVA run (trainer.train).
+"""``prl train --config FILE.yaml [--resume] [--run-dir DIR] [--method grpo|dpo]``.
 
-The config may be YAML or JSON (the trainer service writes ``config.json`` and passes
-``--output-dir``, an alias of ``--run-dir``).
+One GRPO/DEVA run (trainer.train), or with ``--method dpo`` PIVOT preference training: pairs
+from reward-ranked rollouts (best vs worst completion of each group, ties skipped) trained
+with TRL's DPOTrainer. The config may be YAML or JSON (the trainer service writes
+``config.json`` and passes ``--output-dir``, an alias of ``--run-dir``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ def train(
         None, "--run-dir", "--output-dir", help="override the config's run_dir"
     ),
     max_steps: int | None = typer.Option(None, help="override the config's max_steps"),
+    method: str | None = typer.Option(
+        None, help="grpo | dpo (override the config's method; dpo = PIVOT preference training)"
+    ),
+    rollouts: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="dpo: rollout groups JSONL (else sampled)"
+    ),
 ) -> None:
-    """Train with TRL's GRPOTrainer plus DEVA's terms; metrics go to <run_dir>/metrics.jsonl."""
+    """Train with TRL's GRPOTrainer plus DEVA/PGPO terms (or DPO); metrics in <run_dir>."""
     import logging
 
     from pydantic import ValidationError
@@ -37,8 +45,13 @@ def train(
         overrides["run_dir"] = str(run_dir)
     if max_steps is not None:
         overrides["max_steps"] = max_steps
+    if method is not None:
+        overrides["method"] = method
     try:
         cfg = load_config(config, overrides)
+        if rollouts is not None:
+            dpo = cfg.dpo.model_copy(update={"rollouts": str(rollouts.resolve())})
+            cfg = cfg.model_copy(update={"dpo": dpo})
     except ValidationError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
     result = run(cfg, resume=resume)

@@ -112,3 +112,60 @@ def test_json_config_with_overrides(tmp_path: Path) -> None:
     path.write_text(json.dumps(raw))
     cfg = load_config(path, {"run_dir": str(tmp_path / "job-1")})
     assert cfg.run_dir == str(tmp_path / "job-1") and cfg.max_steps == 1
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"alignment": {"send_inputs": True, "mask_from_attention": True}}, "eager"),
+        (
+            {
+                "model": {"tiny": "qwen2vl", "attn_implementation": "eager"},
+                "grpo": {
+                    "per_device_train_batch_size": 4,
+                    "num_generations": 4,
+                    "model_init_kwargs": {"attn_implementation": "sdpa"},
+                },
+            },
+            "disagree",
+        ),
+        (
+            {
+                "curriculum": {"stages": [{"name": "single"}]},
+                "grpo": {
+                    "per_device_train_batch_size": 4,
+                    "num_generations": 4,
+                    "dataloader_num_workers": 2,
+                },
+            },
+            "dataloader_num_workers",
+        ),
+        (
+            {
+                "pgpo": {"enabled": True},
+                "grpo": {"per_device_train_batch_size": 4, "num_generations": 4, "use_vllm": True},
+            },
+            "use_vllm",
+        ),
+        ({"pgpo": {"enabled": True, "w_max": 0.5}}, "w_max"),
+        ({"method": "ppo"}, "method"),
+    ],
+)
+def test_issue6_combinations_rejected(over: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TrainConfig.model_validate(_cfg(**over))
+
+
+def test_eager_from_model_init_kwargs_allows_attention_masks() -> None:
+    cfg = TrainConfig.model_validate(
+        _cfg(
+            alignment={"send_inputs": True, "mask_from_attention": True},
+            grpo={
+                "per_device_train_batch_size": 4,
+                "num_generations": 4,
+                "model_init_kwargs": {"attn_implementation": "eager"},
+            },
+        )
+    )
+    assert cfg.attn_implementation == "eager" and cfg.pgpo.enabled is False
+    assert cfg.curriculum is None and cfg.method == "grpo"

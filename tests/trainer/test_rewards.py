@@ -13,8 +13,8 @@ from trainer.rewards import (
     build_samples,
     completion_text,
     group_statistics,
+    image_refs,
     make_reward_func,
-    post_with_retries,
     summarise,
 )
 
@@ -107,22 +107,68 @@ def test_reward_func_is_async_posts_once_and_logs(monkeypatch: pytest.MonkeyPatc
     assert logged["reward_service/group_std"] == pytest.approx(2**0.5 / 2)
 
 
-def test_client_errors_are_not_retried() -> None:
+def test_client_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clients.errors import UnprocessableEntityError
+
     hits = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # the SDK asks for /v1/limits once
+            return httpx.Response(404, json={"error": {"message": "no limits"}})
         hits["n"] += 1
         return httpx.Response(422, json={"error": {"message": "samples[0].solution: bad"}})
 
-    async def go() -> None:
-        async with httpx.AsyncClient(
-            transport=httpx.MockTransport(handler), base_url="http://s"
-        ) as c:
-            await post_with_retries(c, "/v1/score", {}, retries=3, backoff_s=0.0)
-
-    with pytest.raises(RuntimeError, match="422"):
-        asyncio.run(go())
+    transport = httpx.MockTransport(handler)
+    monkeypatch.setattr("trainer.rewards.make_transport", lambda url: (transport, "http://s"))
+    fn = make_reward_func(RewardClientConfig(url="http://s", backoff_s=0.0, retries=3))
+    with pytest.raises(UnprocessableEntityError, match=r"samples\[0\]\.solution"):
+        asyncio.run(fn(completions=["a"], solution=[json.dumps({"boxes": []})]))
     assert hits["n"] == 1
+
+
+def test_build_samples_attaches_alignment_inputs() -> None:
+    mask = {"grid": [[0.0, 1.0], [0.5, 0.2]], "threshold": 0.5}
+    s = build_samples(
+        ["a", "b"],
+        ['{"boxes": []}'] * 2,
+        query=["q", "q"],
+        images=["i/b.png", None],
+        masks=[json.dumps(mask), None],
+    )
+    assert s[0]["image"] == "i/b.png" and s[0]["mask"] == mask
+    assert "image" not in s[1] and "mask" not in s[1]
+
+
+def test_image_refs_paths_under_root_or_base64(tmp_path: Any) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    a, b = Image.new("RGB", (4, 4), (255, 0, 0)), Image.new("RGB", (4, 4), (0, 0, 255))
+    paths = [str(tmp_path / "images" / "x_b.png")]
+    assert image_refs(1, paths, None, None, mode="path", root=str(tmp_path)) == ["images/x_b.png"]
+    with pytest.raises(ValueError, match=r"outside alignment\.path_root"):
+        image_refs(1, ["/elsewhere/x.png"], None, None, mode="path", root=str(tmp_path))
+    (ref,) = image_refs(1, None, [[a, b]], None, mode="base64", root=None)
+    decoded = Image.open(io.BytesIO(base64.b64decode(ref)))
+    assert decoded.getpixel((0, 0)) == (0, 0, 255)  # the last image of the row (DiG's B)
+
+
+def test_summarise_counts_failed_components_separately() -> None:
+    err = {"code": "embedding_unavailable", "message": "down"}
+    results = [
+        {"reward": 1.0, "components": {"f1": 1.0}, "error": None, "component_errors": {}},
+        {
+            "reward": 0.5,
+            "components": {"f1": 0.5},
+            "error": None,
+            "component_errors": {"alignment": err},
+        },
+    ]
+    m = summarise(results, ["g", "g"])
+    assert m["component_error_frac/alignment"] == 0.5 and m["error_frac"] == 0.0
+    assert "component/alignment" not in m  # a failed component is not averaged in as 0
 
 
 def test_inprocess_mode_uses_the_reward_app() -> None:
