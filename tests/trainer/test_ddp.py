@@ -1,13 +1,15 @@
-"""The trainer unchanged under DDP: 2 CPU processes (gloo) via the shipped accelerate config."""
+"""The trainer unchanged under DDP: 2 CPU processes on gloo, launched as the trainer service
+launches its ``cpu_ddp`` profile (torchrun with ACCELERATE_USE_CPU=true)."""
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from trainer.jobs.manager import launcher
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,20 +22,7 @@ def test_two_process_gloo_training(tmp_path):
     cfg["task"]["root"] = str(tmp_path / "data")
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(ROOT / "trainer/configs/accelerate/cpu_ddp.yaml"),
-        "--num_processes",
-        "2",
-        "-m",
-        "services.cli",
-        "train",
-        "--config",
-        str(path),
-    ]
+    cmd = [*launcher("cpu_ddp", 2), "-m", "services.cli", "train", "--config", str(path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

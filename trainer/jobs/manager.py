@@ -60,16 +60,33 @@ class JobPaths:
         raise AttributeError(name)
 
 
+def launcher(launch: str, num_processes: int) -> list[str]:
+    """The launch prefix for a profile.
+
+    GPU profiles use ``accelerate launch`` with a shipped config. ``cpu_ddp`` uses torchrun with
+    ``ACCELERATE_USE_CPU=true`` (accelerate then sets up MULTI_CPU on gloo): ``accelerate
+    launch`` sends any CPU config to its single-process launcher, so it cannot start CPU DDP.
+    """
+    if launch == "cpu_ddp":
+        return ["/usr/bin/env", "ACCELERATE_USE_CPU=true", sys.executable, "-m",
+                "torch.distributed.run", "--nproc_per_node", str(num_processes)]  # fmt: skip
+    return [sys.executable, "-m", "accelerate.commands.launch",
+            "--config_file", str(ACCELERATE_CONFIGS / f"{launch}.yaml"),
+            "--num_processes", str(num_processes)]  # fmt: skip
+
+
 def train_command(paths: JobPaths, launch: str, num_processes: int) -> list[str]:
-    """``accelerate launch`` of ``prl train`` with a shipped accelerate config."""
-    return [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ACCELERATE_CONFIGS / f"{launch}.yaml"),
-        "--num_processes", str(num_processes),
-        "-m", "services.cli", "train",
-        "--config", str(paths.config),
-        "--output-dir", str(paths.dir),
-    ]  # fmt: skip
+    """``prl train`` on the job's config and directory, under the profile's launcher."""
+    train = [
+        "-m",
+        "services.cli",
+        "train",
+        "--config",
+        str(paths.config),
+        "--output-dir",
+        str(paths.dir),
+    ]
+    return [*launcher(launch, num_processes), *train]
 
 
 def outcome(paths: JobPaths) -> tuple[str, str | None] | None:
