@@ -5,17 +5,25 @@ concurrency (64, 256) that many async clients loop on ``POST /v1/score/groups`` 
 8 detection completions, 10 GT boxes) for ``--duration`` seconds (bounded also by
 ``--max-requests``). Every request's outcome is counted: 2xx, 503/429 *with* Retry-After
 (the allowed answer above saturation), any other 4xx/5xx, and transport errors (a lost
-response). Prints one JSON object per configuration and a summary line.
+response). A prober sends ``/healthz`` every 0.5 s alongside (``healthz_p50_ms``/``_max_ms``:
+how long a liveness probe waits under load) and ``workers_replaced`` counts workers uvicorn's
+supervisor replaced. Prints one JSON object per configuration and a summary line.
 
     python benchmarks/reward_load.py                 # 4 × 60 s
     python benchmarks/reward_load.py --duration 10   # quicker
     python benchmarks/reward_load.py --kill-worker   # also: kill -9 one of 2 workers mid-load
+    python benchmarks/reward_load.py --workers '' --kill-worker   # only the kill scenario
+
+In the kill scenario the busiest worker is killed at ``duration / 3`` and transport errors
+are retried ``--kill-retries`` times (the SDK's default is 3), counted as
+``transport_errors_retried``; ``--server-log FILE`` keeps the servers' output.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -53,7 +61,9 @@ def detection_group(rng: random.Random, gid: int) -> dict:
     }
 
 
-def start_server(workers: int, max_concurrency: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    workers: int, max_concurrency: int, log_path: str | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
@@ -74,8 +84,8 @@ def start_server(workers: int, max_concurrency: int) -> tuple[subprocess.Popen, 
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=open(log_path, "ab") if log_path else subprocess.DEVNULL,  # noqa: SIM115
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -100,13 +110,36 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def worker_pids(master: int) -> list[int]:
+    """uvicorn's worker processes (spawned children; not multiprocessing's resource tracker)."""
     children = Path(f"/proc/{master}/task/{master}/children")
-    return [int(p) for p in children.read_text().split()] if children.exists() else []
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    out = []
+    for pid in pids:
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (clock ticks), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 async def load(
-    url: str, concurrency: int, duration: float, max_requests: int, kill_master: int | None
+    url: str,
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    kill_master: int | None,
+    retries: int = 0,
 ) -> dict:
+    """Run the clients; a transport error is retried up to ``retries`` times (as the SDK
+    does for connection errors) and counted as ``transport_retried``; a request whose last
+    attempt still fails is lost."""
     rng = random.Random(0)
     bodies = [
         json.dumps(
@@ -125,14 +158,23 @@ async def load(
         while time.monotonic() < stop_at and sent < max_requests:
             sent += 1
             t0 = time.perf_counter()
-            try:
-                r = await http.post(
-                    "/v1/score/groups",
-                    content=bodies[sent % len(bodies)],
-                    headers={"content-type": "application/json"},
-                )
-            except httpx.HTTPError as err:
-                outcomes[f"transport:{type(err).__name__}"] += 1
+            body = bodies[sent % len(bodies)]
+            r = None
+            for attempt in range(retries + 1):
+                try:
+                    r = await http.post(
+                        "/v1/score/groups",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    )
+                    break
+                except httpx.HTTPError as err:
+                    if attempt == retries:
+                        outcomes[f"transport:{type(err).__name__}"] += 1
+                    else:
+                        outcomes["transport_retried"] += 1
+                        await asyncio.sleep(0.1 * 2**attempt)
+            if r is None:
                 continue
             latencies.append(time.perf_counter() - t0)
             if r.status_code == 200:
@@ -146,20 +188,35 @@ async def load(
     async def killer() -> None:
         await asyncio.sleep(duration / 3)
         pids = worker_pids(kill_master) if kill_master else []
-        if pids:
-            os.kill(pids[0], signal.SIGKILL)
-            killed["pid"] = pids[0]
+        if pids:  # the busiest worker: it holds the connections with requests in flight
+            victim = max(pids, key=cpu_ticks)
+            os.kill(victim, signal.SIGKILL)
+            killed["pid"] = victim
+
+    probes: list[float] = []
+
+    async def prober() -> None:
+        """``/healthz`` latency every 0.5 s on its own connection: how long a liveness probe
+        waits while the workers score (a probe that waits is an event loop that is busy)."""
+        async with httpx.AsyncClient(base_url=url, timeout=60.0) as probe_http:
+            while time.monotonic() < stop_at and sent < max_requests:
+                t = time.perf_counter()
+                with contextlib.suppress(httpx.HTTPError):
+                    await probe_http.get("/healthz")
+                    probes.append(time.perf_counter() - t)
+                await asyncio.sleep(0.5)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     t0 = time.monotonic()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as http:
-        tasks = [client(i, http) for i in range(concurrency)]
+        tasks = [client(i, http) for i in range(concurrency)] + [prober()]
         if kill_master:
             tasks.append(killer())
         await asyncio.gather(*tasks)
     elapsed = time.monotonic() - t0
     lat = np.array(latencies) if latencies else np.array([float("nan")])
     answered = sum(v for k, v in outcomes.items() if not k.startswith("transport"))
+    retried = outcomes.pop("transport_retried", 0)
     server_errors = sum(v for k, v in outcomes.items() if k.startswith("http_5"))
     return {
         "requests": sent,
@@ -171,7 +228,10 @@ async def load(
         "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 2),
         "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 2),
         "server_errors_5xx_without_retry_after": server_errors,
+        "healthz_p50_ms": round(float(np.percentile(probes, 50)) * 1e3, 1) if probes else None,
+        "healthz_max_ms": round(max(probes) * 1e3, 1) if probes else None,
         "outcomes": dict(outcomes),
+        "transport_errors_retried": retried,
         **killed,
     }
 
@@ -188,25 +248,42 @@ def main() -> None:
         "--server-max-concurrency", type=int, default=128, help="per worker, before fast 503"
     )
     ap.add_argument("--kill-worker", action="store_true")
+    ap.add_argument("--server-log", default=None, help="append the servers' output to this file")
+    ap.add_argument(
+        "--kill-retries",
+        type=int,
+        default=3,
+        help="kill scenario: retries of a transport error (the SDK's default is 3)",
+    )
     args = ap.parse_args()
     results = []
-    for w in (int(x) for x in args.workers.split(",")):
+    for w in (int(x) for x in args.workers.split(",") if x):  # --workers '' : kill run only
         for c in (int(x) for x in args.concurrency.split(",")):
-            proc, url = start_server(w, args.server_max_concurrency)
+            proc, url = start_server(w, args.server_max_concurrency, args.server_log)
+            pids = set(worker_pids(proc.pid))
             try:
                 res = asyncio.run(load(url, c, args.duration, args.max_requests, None))
+                # workers the supervisor replaced (it kills one that misses its 5 s health ping)
+                res["workers_replaced"] = len(pids - set(worker_pids(proc.pid)))
             finally:
                 stop_server(proc)
             res.update(workers=w, concurrency=c, server_max_concurrency=args.server_max_concurrency)
             print(json.dumps(res), flush=True)
             results.append(res)
     if args.kill_worker:
-        proc, url = start_server(2, args.server_max_concurrency)
+        proc, url = start_server(2, args.server_max_concurrency, args.server_log)
         try:
-            res = asyncio.run(load(url, 64, args.duration, args.max_requests, proc.pid))
+            res = asyncio.run(
+                load(url, 64, args.duration, args.max_requests, proc.pid, args.kill_retries)
+            )
         finally:
             stop_server(proc)
-        res.update(workers=2, concurrency=64, scenario="kill -9 one worker at t=duration/3")
+        res.update(
+            workers=2,
+            concurrency=64,
+            scenario="kill -9 one worker at t=duration/3",
+            client_retries=args.kill_retries,
+        )
         print(json.dumps(res), flush=True)
         results.append(res)
     print(

@@ -19,8 +19,8 @@ class ServiceMetrics:
         )
         self.latency = Histogram(
             "prl_http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["route", "method"],
+            "HTTP request latency by route and status",
+            labels,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )

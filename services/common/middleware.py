@@ -21,6 +21,8 @@ from services.common.metrics import ServiceMetrics
 from services.common.settings import ServiceSettings
 
 _PROBES = {"/healthz", "/readyz", "/metrics"}
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+"""Metric labels take these methods as sent; any other (a client may send any token) → OTHER."""
 
 
 def error_body(status: int, code: str, message: str, request_id: str) -> bytes:
@@ -83,7 +85,9 @@ class GuardMiddleware:
             return
         limit = self.settings.max_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not (
+            declared.isascii() and declared.isdigit() and int(declared) <= limit
+        ):
             self.metrics.rejected.labels("too_large").inc()
             await reply(
                 413,
@@ -130,8 +134,10 @@ class GuardMiddleware:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.requests.labels(label, method, str(started["status"] or 500)).inc()
-            self.metrics.latency.labels(label, method).observe(time.perf_counter() - t0)
+            method = method if method in _METHODS else "OTHER"  # bounded label values
+            status = str(started["status"] or 500)
+            self.metrics.requests.labels(label, method, status).inc()
+            self.metrics.latency.labels(label, method, status).observe(time.perf_counter() - t0)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from schemas.embedding import AlignmentRequest, AlignmentResponse, EmbedRequest, EmbedResponse
 from services.common.auth import require_scope
@@ -15,19 +14,7 @@ from services.embedding import engine as eng
 from services.embedding.batcher import QueueFull
 from services.embedding.images import ImageInputError
 
-_bearer = HTTPBearer(auto_error=False)
-_check_read = require_scope("read")
-
-
-async def require_read(
-    request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> None:
-    """``require_scope("read")`` as an async dependency: FastAPI runs a sync dependency in its
-    thread pool, a thread hop per request that costs more than the check (it never blocks)."""
-    _check_read(request, cred)
-
-
-router = APIRouter(prefix="/v1", tags=["embedding"], dependencies=[Depends(require_read)])
+router = APIRouter(prefix="/v1", tags=["embedding"], dependencies=[Depends(require_scope("read"))])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "image path outside the data root"},

@@ -1,0 +1,163 @@
+"""Shared helpers of the reliability tests: servers on loopback, hostile payloads, images."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.common.auth import DEV_API_KEY
+from services.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
+
+
+def wait_ready(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``/readyz`` until 200; fail early when ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never became ready")
+
+
+@contextlib.contextmanager
+def in_process(app: FastAPI) -> Iterator[TestClient]:
+    """A TestClient whose lifespan ran and whose readiness is 200 (server errors come back)."""
+    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, client.get("/readyz").text
+            time.sleep(0.05)
+        yield client
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: FastAPI, **config: object) -> Iterator[str]:
+    """``app`` under a real uvicorn server in a thread of this process; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@contextlib.contextmanager
+def uvicorn_process(
+    factory: str, env: dict[str, str], *, workers: int = 1, drain_s: int = 10
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``uvicorn --factory`` in its own process group; yields (process, base URL).
+
+    The process is SIGKILLed on exit if still alive (by its group id, which we created).
+    """
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        factory,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--timeout-graceful-shutdown",
+        str(int(drain_s)),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, 120, proc)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid-looking PNG declaring ``width × height`` RGB pixels with a tiny IDAT.
+
+    Decoding it for real would need ``3·w·h`` bytes; a server must refuse it from the header.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024, 9)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def zlib_bomb_png(side: int = 8000) -> bytes:
+    """A PNG of ``side²`` all-zero grey pixels: a few kB on the wire, ``side²`` bytes decoded."""
+    raw = (b"\x00" + b"\x00" * side) * side
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(raw, 9))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def small_png(size: int = 16, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
