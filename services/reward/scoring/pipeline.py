@@ -16,10 +16,12 @@ Failures are data, never exceptions:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -56,6 +58,18 @@ FRAME_TOLERANCE = 0.05
 """A coordinate may exceed its frame's range by this fraction of the range before ``bad_frame``."""
 
 DEFAULT_MAX_BOXES = 1000
+T = TypeVar("T")
+OFFLOAD_MIN_ITEMS = 128
+"""Requests with at least this many completions are parsed and scored in a worker thread, so
+the event loop keeps answering probes and other requests while a large batch is scored (the
+interpreter switches threads every few milliseconds); smaller ones stay inline (no hop)."""
+
+
+async def offload(n_items: int, fn: Callable[..., T], *args: object) -> T:
+    """Run the CPU-bound ``fn(*args)`` in a thread when the batch is large, else inline."""
+    if n_items >= OFFLOAD_MIN_ITEMS:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
 
 
 @dataclass(frozen=True)
@@ -244,6 +258,17 @@ def _prepared_samples(samples: Sequence[Sample], max_boxes: int) -> list[Prepare
     ]
 
 
+def _prepared_groups(groups: Sequence[Group], max_boxes: int) -> list[Prepared]:
+    items: list[Prepared] = []
+    for g in groups:
+        truth = Truth.of(g.solution, g.frame)
+        items.extend(
+            prepare(f"{g.id}/{j}", text, truth, g, max_boxes)
+            for j, text in enumerate(g.completions)
+        )
+    return items
+
+
 def _spec_for(samples: Sequence[Sample], spec: RewardRef) -> CompiledSpec:
     c = compiled(spec)
     check_solutions(c, [(f"samples[{i}].solution", s.solution) for i, s in enumerate(samples)])
@@ -266,11 +291,15 @@ async def ascore_prepared(
     items: Sequence[Prepared], c: CompiledSpec, context: ScoringContext | None = None
 ) -> Scored:
     """Score prepared samples with every kind of component (batch ones awaited)."""
-    _precompute(items, c)
-    out = _sync_values(items, c)
+    out = await offload(len(items), _sync_part, items, c)
     if c.has_batch:
         await _batch_values(items, c, out, context or ScoringContext())
     return _aggregate(c, out)
+
+
+def _sync_part(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
+    _precompute(items, c)
+    return _sync_values(items, c)
 
 
 async def ascore_samples(
@@ -282,7 +311,7 @@ async def ascore_samples(
 ) -> list[SampleResult]:
     """Score samples with any spec; batch components get ``context`` (settings, HTTP client)."""
     c = _spec_for(samples, spec)
-    items = _prepared_samples(samples, max_boxes)
+    items = await offload(len(samples), _prepared_samples, samples, max_boxes)
     return _results(items, c, await ascore_prepared(items, c, context))
 
 
@@ -304,13 +333,8 @@ async def ascore_groups(
     c = compiled(req.reward)
     check_solutions(c, [(f"groups[{i}].solution", g.solution) for i, g in enumerate(req.groups)])
     est, est_params = resolve_estimator(req.advantage, req.advantage_params)
-    items: list[Prepared] = []
-    for g in req.groups:
-        truth = Truth.of(g.solution, g.frame)
-        items.extend(
-            prepare(f"{g.id}/{j}", text, truth, g, max_boxes)
-            for j, text in enumerate(g.completions)
-        )
+    n = sum(len(g.completions) for g in req.groups)
+    items = await offload(n, _prepared_groups, req.groups, max_boxes)
     out = await ascore_prepared(items, c, context)
     values = np.where(out.present, out.values, c.lo)
     bounds = np.cumsum([0] + [len(g.completions) for g in req.groups])
