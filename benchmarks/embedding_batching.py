@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx
 import numpy as np
+
+from services.stack import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,12 +59,6 @@ def vit_image_flops(cfg: Any) -> float:
     per_layer = 2 * t * 4 * d * d + 2 * 2 * t * d * m + 2 * 2 * t * t * d
     proj = getattr(cfg, "projection_dim", d)
     return float(n_layers * per_layer + 2 * (t - 1) * 3 * p * p * d + 2 * d * proj)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class NoopEncoder:
@@ -110,22 +105,6 @@ def start_server(
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-            )
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("server not ready")
-
-
 async def load(url: str, payloads: list[str], concurrency: int, seconds: float) -> dict[str, float]:
     """``concurrency`` closed-loop clients for ``seconds``; latency percentiles and images/s."""
     latencies: list[float] = []
@@ -168,7 +147,7 @@ def run_server(
     proc = start_server(model_dir, batch, delay_ms, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc)
+        wait_ready(url, proc=proc, timeout_s=120)
         return asyncio.run(load(url, payloads, args.concurrency, args.seconds))
     finally:
         proc.terminate()

@@ -25,13 +25,14 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import orjson
+
+from services.stack import StackError, free_port, wait_ready
 
 GT_BOXES, PRED_BOXES, GROUPS, GROUP_SIZE, W, H = 10, 10, 64, 8, 640, 480
 
@@ -136,27 +137,18 @@ def encoders(body: dict, repeats: int = 30) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int) -> subprocess.Popen:
     prl = shutil.which("prl")
     head = [prl] if prl else [sys.executable, "-m", "services.cli"]
     env = {**os.environ, "PRL_REWARD_LOG_LEVEL": "warning", "PRL_REWARD_WORKERS": "1"}
     env.pop("PYTHONPATH", None)
     proc = subprocess.Popen([*head, "serve", "reward", "--port", str(port)], env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("reward service did not become ready in 60 s")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc=proc, timeout_s=60)
+    except StackError:
+        proc.kill()
+        raise
+    return proc
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -4,6 +4,10 @@ Each service runs as ``python -m services.cli serve <name> --port P`` in its own
 group, with ``PR_SET_PDEATHSIG`` so it dies with the supervisor even on ``kill -9``.
 ``LocalStack.stop`` sends SIGTERM to every group (uvicorn drains in-flight requests), waits,
 then SIGKILLs what is left: no orphans.
+
+Also the helpers that tests and benchmarks share: :func:`free_port`, :func:`wait_ready` (poll
+``/readyz``, fail fast with the log tail if the server process died) and
+:func:`serve_in_thread` (an app under uvicorn in a daemon thread).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,9 +33,98 @@ log = logging.getLogger(__name__)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it; another process may take it
+    before the caller binds it, which is fine for tests and benchmarks on loopback)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What :func:`_wait_all_ready` watches: ``{url}/readyz``, the server's process (if we
+    started it), and how to read the last ``n`` lines of its output."""
+
+    url: str
+    proc: subprocess.Popen | None = None
+    tail: Callable[[int], str] = lambda n: ""
+
+
+def _wait_all_ready(probes: Mapping[str, _Probe], timeout_s: float) -> None:
+    """Poll each probe's ``/readyz`` until 200, all at once; raise :class:`StackError` with the
+    output tail as soon as one's process has exited, or with every pending one's tail after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    pending = dict(probes)
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for name, probe in list(pending.items()):
+                if probe.proc is not None and probe.proc.poll() is not None:
+                    raise StackError(
+                        f"{name} exited with {probe.proc.returncode}:\n{probe.tail(30)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(probe.url + "/readyz").status_code == 200:
+                        del pending[name]
+            if pending and time.monotonic() > deadline:
+                tails = "\n".join(f"--- {n}\n{p.tail(10)}" for n, p in pending.items())
+                raise StackError(f"not ready after {timeout_s:.0f} s: {sorted(pending)}\n{tails}")
+            if pending:
+                time.sleep(0.1)
+
+
+def _pipe_tail(proc: subprocess.Popen, n: int) -> str:
+    """Last ``n`` lines of what an exited ``proc`` wrote to its stdout/stderr pipes ("" while
+    it runs: reading a live process's pipe would block)."""
+    if proc.poll() is None:
+        return ""
+    text = ""
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None and not stream.closed:
+            with contextlib.suppress(OSError, ValueError):
+                data = stream.read()
+                text += data.decode(errors="replace") if isinstance(data, bytes) else data
+    return "\n".join(text.splitlines()[-n:])
+
+
+def wait_ready(url: str, *, proc: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:
+    """Poll ``{url}/readyz`` until it answers 200.
+
+    ``proc``: the server's process, if the caller started it; should it exit first,
+    :class:`StackError` is raised at once with the end of its piped output. Not ready after
+    ``timeout_s`` → :class:`StackError`.
+    """
+    tail = (lambda n: _pipe_tail(proc, n)) if proc is not None else (lambda n: "")
+    _wait_all_ready({url: _Probe(url, proc, tail)}, timeout_s)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with a ``uvicorn.Server`` on ``host``:<free port> in a daemon thread.
+
+    Yields the base URL once uvicorn has started (lifespan startup done, socket listening);
+    on exit asks the server to stop and joins the thread (in-flight requests drain).
+    """
+    import uvicorn
+
+    port = free_port(host)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise StackError(f"uvicorn did not start on {host}:{port}")
+            time.sleep(0.02)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -59,10 +154,6 @@ class RunningService:
             self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
         )
         return "\n".join(lines[-n:])
-
-
-class StackError(RuntimeError):
-    pass
 
 
 class LocalStack:
@@ -99,25 +190,10 @@ class LocalStack:
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Poll every service's ``/readyz`` until 200; raise with its log tail if one dies."""
-        deadline = time.monotonic() + timeout_s
-        pending = dict(self.running)
-        with httpx.Client(timeout=2.0) as client:
-            while pending:
-                for name, svc in list(pending.items()):
-                    if svc.proc.poll() is not None:
-                        raise StackError(
-                            f"{name} exited with {svc.proc.returncode}:\n{svc.log_tail()}"
-                        )
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(svc.url + "/readyz").status_code == 200:
-                            del pending[name]
-                if pending and time.monotonic() > deadline:
-                    tails = "\n".join(f"--- {n}\n{s.log_tail(10)}" for n, s in pending.items())
-                    raise StackError(
-                        f"not ready after {timeout_s:.0f} s: {sorted(pending)}\n{tails}"
-                    )
-                if pending:
-                    time.sleep(0.2)
+        _wait_all_ready(
+            {n: _Probe(svc.url, svc.proc, svc.log_tail) for n, svc in self.running.items()},
+            timeout_s,
+        )
 
     def urls(self) -> dict[str, str]:
         return {name: svc.url for name, svc in self.running.items()}

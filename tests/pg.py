@@ -22,7 +22,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+
+from services.stack import free_port
 
 
 def find_pg_bin() -> Path | None:
@@ -46,12 +47,6 @@ def find_pg_bin() -> Path | None:
         if all((Path(folder) / exe).exists() for exe in ("initdb", "pg_ctl", "postgres")):
             return Path(folder)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 PR_SET_PDEATHSIG = 1

@@ -9,12 +9,15 @@ benchmark scored either way gives identical numbers.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import httpx
 
-from schemas.reward import RewardRef, Sample, SampleResult, ScoreResponse
+from clients.errors import APIStatusError
+from clients.retry import RetryPolicy
+from clients.reward import RewardClient
+from schemas.reward import RewardRef, Sample, SampleResult
 
 
 class Scorer(Protocol):
@@ -47,9 +50,16 @@ class InProcessScorer:
 
 
 class HttpScorer:
-    """``POST {base_url}/v1/score``; ``client`` may be any ``httpx.Client`` (a test client too).
+    """``POST {base_url}/v1/score`` through the SDK's :class:`clients.reward.RewardClient`.
 
-    Large batches are sent in chunks of ``max_samples`` (the service's request limit).
+    The client splits a large batch into requests within the server's limits (``max_samples``
+    per request at most, tightened by ``GET /v1/limits`` where the server has it) and retries
+    busy (429/503) or unreachable services up to ``retries`` times, honouring ``Retry-After``
+    (capped at 30 s, as is the backoff). A 4xx/5xx answer left after retries raises
+    ``RuntimeError("reward service answered <status>: …")``.
+
+    For tests, ``client`` may be any ``httpx.Client`` (Starlette's ``TestClient`` too): requests
+    are sent through it. ``transport`` and ``sleep`` go to the SDK client as they are.
     """
 
     def __init__(
@@ -57,61 +67,55 @@ class HttpScorer:
         base_url: str = "http://localhost:8001",
         *,
         api_key: str | None = None,
-        client: httpx.Client | None = None,
+        client: Any = None,
         timeout: float = 60.0,
         max_samples: int = 512,
         retries: int = 5,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = client or httpx.Client(
-            base_url=self.base_url, timeout=timeout, headers=headers
+        if client is not None:
+            transport = _ThroughClient(client)
+        self.client = RewardClient(
+            self.base_url,
+            api_key=api_key,
+            timeout=timeout,
+            chunk_size=max_samples,
+            retry=RetryPolicy(max_retries=retries, max_backoff_s=30.0, max_retry_after_s=30.0),
+            transport=transport,
+            sleep=sleep,
         )
-        if client is not None and headers:
-            self.client.headers.update(headers)
-        self.max_samples = max_samples
-        self.retries = retries
 
     def score(self, samples: Sequence[Sample], reward: RewardRef) -> list[SampleResult]:
-        out: list[SampleResult] = []
-        ref = reward if isinstance(reward, str) else reward.model_dump(mode="json")
-        for i in range(0, len(samples), self.max_samples):
-            chunk = samples[i : i + self.max_samples]
-            body = {
-                "reward": ref,
-                "samples": [s.model_dump(mode="json", exclude_none=True) for s in chunk],
-            }
-            resp = self._post(body)
-            if resp.status_code >= 400:
-                raise RuntimeError(f"reward service answered {resp.status_code}: {resp.text[:500]}")
-            out.extend(ScoreResponse.model_validate(resp.json()).results)
-        return out
-
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
-        """POST with retries on 503/429 (the service's concurrency limit), honouring
-        ``Retry-After``, and on connection errors; other statuses are returned as they are."""
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self.client.post("/v1/score", json=body)
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
-                time.sleep(backoff(attempt, None))
-                continue
-            if resp.status_code not in (429, 503) or attempt == self.retries:
-                return resp
-            time.sleep(backoff(attempt, resp.headers.get("retry-after")))
-        raise AssertionError("unreachable")
+        if not samples:
+            return []
+        try:
+            return self.client.score(samples, reward=reward).results
+        except APIStatusError as exc:
+            raise RuntimeError(f"reward service answered {exc.status_code}: {exc}") from exc
 
     def describe(self) -> dict[str, Any]:
         return {"scorer": "http", "url": self.base_url}
 
 
-def backoff(attempt: int, retry_after: str | None, cap: float = 30.0) -> float:
-    """Seconds to wait: the server's ``Retry-After`` (seconds) if given, else 0.5·2^attempt."""
-    if retry_after is not None:
-        try:
-            return min(max(float(retry_after), 0.0), cap)
-        except ValueError:
-            pass
-    return min(0.5 * 2**attempt, cap)
+class _ThroughClient(httpx.BaseTransport):
+    """Transport that sends every request through another client: an ``httpx.Client``, or
+    Starlette's ``TestClient`` (built on the ``httpx2`` fork, so requests and responses are
+    rebuilt rather than handed over). The inner client decodes the body, so the rebuilt
+    response drops ``Content-Encoding`` / ``Content-Length`` (httpx sets the length anew)."""
+
+    _DROP = frozenset({b"content-encoding", b"content-length"})
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        inner = self.client.build_request(
+            request.method, str(request.url), headers=request.headers.raw, content=request.read()
+        )
+        response = self.client.send(inner)
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in self._DROP]
+        return httpx.Response(
+            response.status_code, headers=headers, content=response.content, request=request
+        )

@@ -46,7 +46,10 @@ _SHAPES: dict[str, dict[str, Any]] = {
 
 
 def byte_alphabet() -> list[str]:
-    """GPT-2's printable stand-ins for the 256 bytes (byte b → ``byte_alphabet()[b]``)."""
+    """GPT-2's printable stand-ins for the 256 bytes (byte b → ``byte_alphabet()[b]``).
+
+    Also the byte-level alphabet of the Qwen tokenizer (:func:`trainer.tiny.build_tokenizer`).
+    """
     printable = [
         *range(ord("!"), ord("~") + 1),
         *range(ord("¡"), ord("¬") + 1),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from tests.clients.prl_client_fakes import FakeState, ServerThread, build_fake_app, free_port
+from services.stack import free_port, serve_in_thread
+from tests.clients.prl_client_fakes import FakeState, build_fake_app
 
 
 @pytest.fixture(scope="module")
 def fake_server():
     state = FakeState()
-    with ServerThread(build_fake_app(state)) as srv:
-        srv.state = state
-        yield srv
+    with serve_in_thread(build_fake_app(state)) as url:
+        yield SimpleNamespace(url=url, state=state)
 
 
 @pytest.fixture

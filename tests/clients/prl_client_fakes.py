@@ -1,5 +1,6 @@
-"""A fault-injecting fake of the reward/leaderboard wire contract, served by uvicorn on a free
-loopback port in a background thread, plus helpers to run the real services as subprocesses.
+"""A fault-injecting fake of the reward/leaderboard wire contract (served in a background
+thread with :func:`services.stack.serve_in_thread`), plus helpers to run the real services as
+subprocesses.
 
 The fake scores ``reward = 1`` when the completion contains ``<answer>`` (component
 ``format``), else 0; its faults are queued per path: each request to the path pops the next
@@ -9,24 +10,19 @@ The fake scores ``reward = 1`` when the completion contains ``<answer>`` (compon
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from schemas.reward import GroupsRequest, ScoreRequest
+from services.stack import StackError, free_port, wait_ready
 
 
 @dataclass
@@ -164,61 +160,19 @@ def build_fake_app(state: FakeState) -> FastAPI:
     return app
 
 
-class ServerThread:
-    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a daemon thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-        self.sock.close()
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_service(name: str, env: dict[str, str] | None = None, timeout: float = 60.0):
-    """``prl serve <name> --port P`` as a subprocess; returns (process, url) once /healthz is 200."""
+    """``prl serve <name> --port P`` as a subprocess; returns (process, url) once /readyz is 200."""
     port = free_port()
     cmd = [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)]
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"prl serve {name} exited with {proc.returncode}:\n{out[-3000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"prl serve {name} did not become healthy in {timeout}s")
+    try:
+        wait_ready(url, proc=proc, timeout_s=timeout)
+    except StackError:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def stop_service(proc: subprocess.Popen) -> None:

@@ -7,19 +7,14 @@ with a fixed budget of examples per operation.
 
 from __future__ import annotations
 
-import threading
-import time
-
-import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from services.common.auth import DEV_API_KEY
-from services.stack import free_port
+from services.stack import serve_in_thread, wait_ready
 from tests.services.service_apps import APPS
 
 MAX_EXAMPLES = 25
@@ -28,24 +23,9 @@ MAX_EXAMPLES = 25
 @pytest.fixture(scope="module", params=sorted(APPS))
 def live_service(request, tmp_path_factory):
     app = APPS[request.param](tmp_path_factory.mktemp(request.param))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"{request.param} never became ready")
-    yield url
-    server.should_exit = True
-    thread.join(30)
+    with serve_in_thread(app) as url:
+        wait_ready(url, timeout_s=60)
+        yield url
 
 
 @pytest.fixture(scope="module")

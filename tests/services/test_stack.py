@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,3 +60,50 @@ def test_prl_up_serves_and_ctrl_c_leaves_no_orphans(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _ready_app(status: int = 200):
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        return JSONResponse({"status": "x"}, status_code=status)
+
+    return app
+
+
+def test_serve_in_thread_serves_until_exit_then_stops():
+    from services.stack import serve_in_thread, wait_ready
+
+    with serve_in_thread(_ready_app()) as url:
+        assert url.startswith("http://127.0.0.1:")
+        wait_ready(url, timeout_s=5)
+        assert httpx.get(url + "/readyz", timeout=5).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/readyz", timeout=2)
+
+
+def test_wait_ready_fails_fast_with_the_output_of_a_dead_process():
+    from services.stack import StackError, free_port, wait_ready
+
+    code = "import sys; print('boot failed: no model'); sys.exit(3)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    t0 = time.monotonic()
+    with pytest.raises(StackError, match=r"exited with 3:\nboot failed: no model"):
+        wait_ready(f"http://127.0.0.1:{free_port()}", proc=proc, timeout_s=60)
+    assert time.monotonic() - t0 < 30  # did not wait for the timeout
+
+
+def test_wait_ready_times_out_while_readyz_is_not_200():
+    from services.stack import StackError, serve_in_thread, wait_ready
+
+    with (
+        serve_in_thread(_ready_app(503)) as url,
+        pytest.raises(StackError, match=r"not ready after 0 s"),
+    ):
+        wait_ready(url, timeout_s=0.3)

@@ -54,17 +54,17 @@ def test_http_scorer_reports_service_errors(reward_client):
         scorer.score([sample], "no_such_preset")
 
 
-def test_http_scorer_retries_busy_service_honouring_retry_after(monkeypatch):
+def test_http_scorer_retries_busy_service_honouring_retry_after():
     import httpx
 
-    import services.benchmark.scoring as mod
     from schemas.reward import BoxSolution, Sample
 
     waits: list[float] = []
-    monkeypatch.setattr(mod.time, "sleep", waits.append)
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/score":  # GET /v1/limits: this server has none
+            return httpx.Response(404, json={"error": {}})
         calls.append(request)
         if len(calls) < 3:
             return httpx.Response(503, headers={"Retry-After": "2"}, json={"error": {}})
@@ -74,6 +74,31 @@ def test_http_scorer_retries_busy_service_honouring_retry_after(monkeypatch):
         )
 
     client = httpx.Client(base_url="http://reward", transport=httpx.MockTransport(handler))
-    scorer = HttpScorer(client=client)
+    scorer = HttpScorer(client=client, sleep=waits.append)
     out = scorer.score([Sample(id="a", completion="x", solution=BoxSolution(boxes=[]))], "dig")
     assert [r.id for r in out] == ["a"] and len(calls) == 3 and waits == [2.0, 2.0]
+
+
+def test_http_scorer_sends_at_most_max_samples_per_request_in_order():
+    import json
+
+    import httpx
+
+    from schemas.reward import BoxSolution, Sample
+
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/score":
+            return httpx.Response(404, json={"error": {}})
+        ids = [s["id"] for s in json.loads(request.content)["samples"]]
+        sizes.append(len(ids))
+        results = [{"id": i, "reward": float(i), "components": {}} for i in ids]
+        spec = {"components": [{"name": "format"}]}
+        return httpx.Response(200, json={"results": results, "reward": spec})
+
+    scorer = HttpScorer(transport=httpx.MockTransport(handler), max_samples=3)
+    samples = [Sample(id=str(i), completion="x", solution=BoxSolution(boxes=[])) for i in range(7)]
+    assert scorer.score([], "dig") == [] and sizes == []  # an empty batch sends nothing
+    out = scorer.score(samples, "dig")
+    assert [r.id for r in out] == [str(i) for i in range(7)] and sizes == [3, 3, 1]

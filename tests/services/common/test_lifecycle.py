@@ -8,22 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from services.stack import free_port
+from services.stack import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode()
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server never became ready")
 
 
 def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones():
@@ -47,7 +34,7 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones():
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc=proc, timeout_s=30)
         results: dict = {}
 
         def in_flight():

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import itertools
 
+from services.leaderboard.sample_data import seed_example
+from services.store import db
 from services.store import repository as repo
 
 _seeds = itertools.count()
+
+
+def seed_database(url: str, **example: int) -> dict[str, list[int]]:
+    """Migrate the database at ``url`` and write :func:`seed_example` content (``example``: its
+    keyword arguments) in one committed transaction; returns the ids written."""
+    db.upgrade(url)
+    eng = db.make_engine(url)
+    try:
+        with db.transaction(db.session_factory(eng)) as s:
+            return seed_example(s, **example)
+    finally:
+        eng.dispose()
 
 
 def add_run(

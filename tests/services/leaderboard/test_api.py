@@ -5,9 +5,8 @@ import pytest
 
 from services.common.auth import DEV_API_KEY
 from services.leaderboard.app import create_app
-from services.leaderboard.sample_data import seed_example
 from services.leaderboard.settings import LeaderboardSettings
-from services.store import db
+from tests.services.leaderboard.leaderboard_helpers import seed_database
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 
@@ -29,11 +28,7 @@ def call(app, *calls):
 
 @pytest.fixture
 def seeded(db_url):
-    db.upgrade(db_url)
-    eng = db.make_engine(db_url)
-    with db.transaction(db.session_factory(eng)) as s:
-        ids = seed_example(s, n_models=3, runs_per_model=2, n_samples=12, train_steps=5)
-    eng.dispose()
+    ids = seed_database(db_url, n_models=3, runs_per_model=2, n_samples=12, train_steps=5)
     return db_url, ids
 
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
 from services.leaderboard.app import create_app
-from services.leaderboard.sample_data import seed_example
 from services.leaderboard.settings import LeaderboardSettings
-from services.store import db
+from services.stack import serve_in_thread
+from tests.services.leaderboard.leaderboard_helpers import seed_database
 
 pytestmark = pytest.mark.browser
 
@@ -34,38 +31,15 @@ ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not shutil.which(CHROMIUM):
         pytest.skip(f"{CHROMIUM} not installed: run `make browser` (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    import uvicorn
-
     url = f"sqlite:///{tmp_path_factory.mktemp('lb') / 'store.db'}"
-    db.upgrade(url)
-    eng = db.make_engine(url)
-    with db.transaction(db.session_factory(eng)) as s:
-        seed_example(s, n_models=4, runs_per_model=2, n_samples=25, train_steps=30)
-    eng.dispose()
-    port = _free_port()
-    app = create_app(LeaderboardSettings(database_url=url))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    seed_database(url, n_models=4, runs_per_model=2, n_samples=25, train_steps=30)
+    with serve_in_thread(create_app(LeaderboardSettings(database_url=url))) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -164,32 +138,15 @@ def test_training_curves_draw_reward_band_and_loss_lines(page):
 
 def test_a_read_key_from_the_url_is_sent_and_hidden(tmp_path, browser):
     """With auth_read on, `/?key=` authorises the page's calls and leaves the address bar."""
-    import uvicorn
-
     url = f"sqlite:///{tmp_path / 'auth.db'}"
-    db.upgrade(url)
-    eng = db.make_engine(url)
-    with db.transaction(db.session_factory(eng)) as s:
-        seed_example(s, n_models=2, runs_per_model=1, n_samples=3, train_steps=3)
-    eng.dispose()
+    seed_database(url, n_models=2, runs_per_model=1, n_samples=3, train_steps=3)
     settings = LeaderboardSettings(database_url=url, auth_read=True, api_keys={"rk": ["read"]})
-    port = _free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    try:
+    with serve_in_thread(create_app(settings)) as base:
         pg = browser.new_page()
-        pg.goto(f"http://127.0.0.1:{port}/")
+        pg.goto(f"{base}/")
         pg.wait_for_function("document.getElementById('status').textContent.includes('read key')")
-        pg.goto(f"http://127.0.0.1:{port}/?key=rk")
+        pg.goto(f"{base}/?key=rk")
         pg.wait_for_selector("body[data-ready=true]", timeout=20_000)
         assert pg.locator("#leaderboard-table tbody tr").count() == 2
         assert "key=" not in pg.url
         pg.close()
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)

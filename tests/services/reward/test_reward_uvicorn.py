@@ -2,20 +2,14 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
+from services.stack import free_port, wait_ready
+
 GOOD = "<think>t</think><answer>[0, 0, 10, 10]</answer>"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_prl_serve_reward_answers_groups():
@@ -28,16 +22,7 @@ def test_prl_serve_reward_answers_groups():
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "reward service did not become ready"
-            time.sleep(0.2)
+        wait_ready(base, proc=proc, timeout_s=60)
         body = {
             "reward": "dig",
             "groups": [
