@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.stack import free_port  # noqa: E402
+from services.stack import StackError, free_port, wait_ready  # noqa: E402
 
 
 def detection_group(rng: random.Random, gid: int) -> dict:
@@ -89,16 +89,12 @@ def start_server(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("reward service did not become ready")
+    try:
+        wait_ready(url, proc=proc, timeout_s=60)
+    except StackError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, url
 
 
 def stop_server(proc: subprocess.Popen) -> None:

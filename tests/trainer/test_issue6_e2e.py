@@ -154,44 +154,6 @@ def test_attention_masks_need_eager_attention(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ live embedding + reward
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(name: str, env: dict[str, str]) -> tuple[Any, str]:
-    """``prl serve NAME --port P`` as a subprocess; returns (process, base URL) once healthy."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    port = _free_port()
-    cmd = [sys.executable, "-c", "from services.cli import main; main()"]
-    cmd += ["serve", name, "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} service exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError(f"{name} service not ready in 90 s")
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """DiG data + a tiny CLIP embedding service rooted at it + a reward service using it."""
@@ -202,27 +164,22 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
     data = base / "data"
     generate(data, 4, renderer="raster", seed=0, split="mixed", size=(64, 64), progress=False)
     clip = build_tiny_encoder("clip", base / "clip", seed=0)
-    procs = []
-    try:
-        emb, emb_url = _serve(
-            "embedding",
-            {"PRL_EMBEDDING_MODEL_DIR": str(clip), "PRL_EMBEDDING_DATA_ROOT": str(data)},
-        )
-        procs.append(emb)
-        rew, rew_url = _serve(
-            "reward",
-            {
-                "PRL_REWARD_EMBEDDING_URL": emb_url,
-                "PRL_REWARD_EMBEDDING_API_KEY": "prl-dev-key",
-                "PRL_REWARD_LOG_LEVEL": "warning",
-            },
-        )
-        procs.append(rew)
-        yield {"data": data, "reward_url": rew_url, "embedding_url": emb_url}
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=20)
+    from services.stack import LocalStack, ServiceSpec, free_port
+
+    emb_port, rew_port = free_port(), free_port()
+    emb_url = f"http://127.0.0.1:{emb_port}"
+    specs = [
+        ServiceSpec("embedding", emb_port,
+                    {"PRL_EMBEDDING_MODEL_DIR": str(clip), "PRL_EMBEDDING_DATA_ROOT": str(data)}),
+        ServiceSpec("reward", rew_port, {
+            "PRL_REWARD_EMBEDDING_URL": emb_url,
+            "PRL_REWARD_EMBEDDING_API_KEY": "prl-dev-key",
+            "PRL_REWARD_LOG_LEVEL": "warning",
+        }),
+    ]  # fmt: skip
+    with LocalStack(specs, log_dir=base / "logs").running_context(timeout_s=90) as stack:
+        urls = stack.urls()
+        yield {"data": data, "reward_url": urls["reward"], "embedding_url": urls["embedding"]}
 
 
 @pytest.fixture

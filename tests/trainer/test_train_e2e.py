@@ -2,53 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.torch  # about 25 s on one core
 CONFIG = Path(__file__).parents[2] / "trainer" / "configs" / "tiny_dig_cpu.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def reward_url() -> Iterator[str]:
+def reward_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``prl serve reward`` subprocess (the local-stack supervisor starts it)."""
     pytest.importorskip("services.reward.app")
-    port = _free_port()
-    env = {**os.environ, "PRL_REWARD_LOG_LEVEL": "warning"}
-    # `prl serve reward --port P`, through the same entry point as the installed script
-    cmd = [sys.executable, "-c", "from services.cli import main; main()"]
-    cmd += ["serve", "reward", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"reward service exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("reward service did not start in 60 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    from services.stack import LocalStack, ServiceSpec, free_port
+
+    spec = ServiceSpec("reward", free_port(), {"PRL_REWARD_LOG_LEVEL": "warning"})
+    stack = LocalStack([spec], log_dir=tmp_path_factory.mktemp("reward-logs"))
+    with stack.running_context(timeout_s=60):
+        yield stack.urls()["reward"]
 
 
 class StopAt:

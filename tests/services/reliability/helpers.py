@@ -10,35 +10,19 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.common.auth import DEV_API_KEY
-from services.stack import free_port
+from services.stack import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
-
-
-def wait_ready(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``/readyz`` until 200; fail early when ``proc`` exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never became ready")
 
 
 @contextlib.contextmanager
@@ -50,24 +34,6 @@ def in_process(app: FastAPI) -> Iterator[TestClient]:
             assert time.monotonic() < deadline, client.get("/readyz").text
             time.sleep(0.05)
         yield client
-
-
-@contextlib.contextmanager
-def uvicorn_thread(app: FastAPI, **config: object) -> Iterator[str]:
-    """``app`` under a real uvicorn server in a thread of this process; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @contextlib.contextmanager
@@ -106,7 +72,7 @@ def uvicorn_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, 120, proc)
+        wait_ready(url, proc=proc, timeout_s=120)
         yield proc, url
     finally:
         if proc.poll() is None:

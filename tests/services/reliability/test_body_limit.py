@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.services.reliability.helpers import uvicorn_thread
+from services.stack import serve_in_thread
 from tests.services.service_apps import APPS
 
 HUNDRED_MB = 100 * 1024 * 1024
@@ -60,7 +60,7 @@ def send_until_answered(url: str, path: str, *, chunked: bool) -> tuple[int, int
 @pytest.fixture(scope="module", params=["reward", "leaderboard"])
 def server(request, tmp_path_factory):
     app = APPS[request.param](tmp_path_factory.mktemp(request.param))
-    with uvicorn_thread(app) as url:
+    with serve_in_thread(app) as url:
         yield request.param, url, app.state.settings.max_body_bytes
 
 

@@ -21,8 +21,8 @@ from fastapi.responses import PlainTextResponse
 
 from services.reward.app import create_app
 from services.reward.settings import RewardSettings
-from services.stack import free_port
-from tests.services.reliability.helpers import in_process, uvicorn_thread
+from services.stack import free_port, serve_in_thread
+from tests.services.reliability.helpers import in_process
 
 GT = [[10, 10, 50, 50], [60, 60, 90, 90]]
 ANSWERS = [
@@ -101,14 +101,14 @@ def embedding_at(kind: str) -> Iterator[tuple[str, set[str]]]:
         with hanging_server() as url:
             yield url, {"embedding_unavailable"}
     elif kind == "answers 500":
-        with uvicorn_thread(broken_embedding(500, '{"error":{"message":"boom"}}')) as url:
+        with serve_in_thread(broken_embedding(500, '{"error":{"message":"boom"}}')) as url:
             yield url, {"embedding_error"}
     elif kind == "200 garbage":
-        with uvicorn_thread(broken_embedding(200, '{"results": "nope"}')) as url:
+        with serve_in_thread(broken_embedding(200, '{"results": "nope"}')) as url:
             yield url, {"component_failed", "embedding_error"}
     else:  # 200 with the wrong number of results
         body = '{"model":"m","dim":2,"params":{},"reward_range":[0,1],"results":[]}'
-        with uvicorn_thread(broken_embedding(200, body)) as url:
+        with serve_in_thread(broken_embedding(200, body)) as url:
             yield url, {"component_failed", "embedding_error"}
 
 
