@@ -8,4 +8,4 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.pg import postgres_server, postgres_url  # noqa: E402, F401  (throwaway PostgreSQL, tests/pg.py)
+from tests.pg import postgres_server, postgres_url  # noqa: F401  (throwaway PostgreSQL, tests/pg.py)
