@@ -90,13 +90,36 @@ def build_data(cfg: DemoConfig) -> tuple[Path, Path]:
     return train, evaluation
 
 
+DEVA_DIG_REWARD = {
+    "components": [{"name": "format"}, {"name": "f1"}, {"name": "miou"}, {"name": "alignment"}],
+    "aggregate": {"method": "harmonic"},
+}
+"""DEVA on DiG: format, F1 and mIoU with the hypervolume alignment reward, harmonic mean."""
+
+
 def training_config(cfg: DemoConfig, train_root: Path, reward_url: str) -> dict[str, Any]:
-    """The run config submitted to the trainer service (same schema as ``prl train --config``)."""
-    model = {"path": str(cfg.model)} if cfg.model else {"tiny": "qwen2vl", "seed": cfg.seed}
+    """The run config submitted to the trainer service (same schema as ``prl train --config``).
+
+    DEVA on: diversity loss, global entropy regulariser, and the alignment reward — each sample
+    goes to the reward service with image B's path (relative to the embedding service's data
+    root, the demo workdir), the query and a patch mask from the policy's own text→image
+    attention (eager attention), and the reward service calls the embedding service.
+    """
+    model: dict[str, Any] = (
+        {"path": str(cfg.model)} if cfg.model else {"tiny": "qwen2vl", "seed": cfg.seed}
+    )
+    model["attn_implementation"] = "eager"
     return {
         "model": model,
         "task": {"name": "dig", "root": str(train_root)},
-        "reward": {"url": reward_url, "reward": "dig", "api_key": DEV_API_KEY},
+        "reward": {"url": reward_url, "reward": DEVA_DIG_REWARD, "api_key": DEV_API_KEY},
+        "alignment": {
+            "send_inputs": True,
+            "image": "path",
+            "path_root": str(cfg.workdir),
+            "mask_from_attention": True,
+            "mask_threshold": 0.5,
+        },
         "loss_type": "dapo",
         "max_steps": cfg.steps,
         "seed": cfg.seed,
@@ -140,6 +163,28 @@ def train(
     return job
 
 
+def eval_options(cfg: DemoConfig, *, batch_size: int) -> Any:
+    """Every demo run is scored with the DEVA DiG reward (image B's path goes with each sample,
+    so the alignment component is computed by the embedding service) — one config, comparable
+    rows; the suite's DiG F1/mIoU metrics come from the same scoring."""
+    from schemas.reward import RewardSpec
+    from services.benchmark.runner import RunOptions
+
+    return RunOptions(
+        batch_size=batch_size, seed=cfg.seed, n_boot=cfg.n_boot, progress=False,
+        reward=RewardSpec.model_validate(DEVA_DIG_REWARD), send_images=True,
+    )  # fmt: skip
+
+
+def component_mean(leaderboard_url: str, run_id: int, name: str) -> float | None:
+    """Mean of one reward component over a stored run's samples (None when never computed)."""
+    detail = httpx.get(f"{leaderboard_url}/v1/runs/{run_id}", params={"limit": 1000}, timeout=30)
+    detail.raise_for_status()
+    values = [r["components"].get(name) for r in detail.json()["samples"]["items"]]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
 def benchmark(
     cfg: DemoConfig, model_dir: Path, name: str, eval_root: Path, db_url: str, reward_url: str
 ) -> dict:
@@ -147,7 +192,7 @@ def benchmark(
     import torch
 
     from services.benchmark.adapters.transformers_vlm import TransformersVLM
-    from services.benchmark.runner import RunOptions, run_benchmark
+    from services.benchmark.runner import run_benchmark
     from services.benchmark.scoring import HttpScorer
     from services.benchmark.store import SqlRunStore
     from tasks.registry import get_task
@@ -166,7 +211,7 @@ def benchmark(
         adapter,
         store=SqlRunStore(db_url),
         scorer=HttpScorer(reward_url, api_key=DEV_API_KEY),
-        options=RunOptions(batch_size=4, seed=cfg.seed, n_boot=cfg.n_boot, progress=False),
+        options=eval_options(cfg, batch_size=4),
     )
     return {"run_id": result.run_id, "metrics": {m.name: m.value for m in result.metrics}}
 
@@ -204,7 +249,7 @@ def benchmark_predictions(
     cfg: DemoConfig, path: Path, name: str, eval_root: Path, db_url: str, reward_url: str
 ) -> dict:
     from services.benchmark.adapters.predictions import PredictionsFile
-    from services.benchmark.runner import RunOptions, run_benchmark
+    from services.benchmark.runner import run_benchmark
     from services.benchmark.scoring import HttpScorer
     from services.benchmark.store import SqlRunStore
     from tasks.registry import get_task
@@ -214,7 +259,7 @@ def benchmark_predictions(
         PredictionsFile(str(path), name=name),
         store=SqlRunStore(db_url),
         scorer=HttpScorer(reward_url, api_key=DEV_API_KEY),
-        options=RunOptions(batch_size=16, seed=cfg.seed, n_boot=cfg.n_boot, progress=False),
+        options=eval_options(cfg, batch_size=16),
     )
     return {"run_id": result.run_id, "metrics": {m.name: m.value for m in result.metrics}}
 
@@ -295,6 +340,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             cfg, ref, "reference-gt-jitter", eval_root, db_url, urls["reward"]
         )
         bar.update()
+        for run in result.runs.values():
+            run["alignment_mean"] = component_mean(urls["leaderboard"], run["run_id"], "alignment")
         step("leaderboard")
         result.leaderboard = leaderboard(urls["leaderboard"])
         bar.update()

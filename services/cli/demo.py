@@ -51,7 +51,13 @@ def demo(
     typer.echo("")
     for name, run in result.runs.items():
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(run["metrics"].items()))
-        typer.echo(f"{name:<16} run {run['run_id']}: {shown}")
+        align = run.get("alignment_mean")
+        shown += (
+            f", alignment={align:.3f}"
+            if align is not None
+            else ", alignment=n/a (no parsable answer)"
+        )
+        typer.echo(f"{name:<19} run {run['run_id']}: {shown}")
     typer.echo(
         f"training job {result.job['id']}: {result.job['status']} at step {result.job['step']}"
     )

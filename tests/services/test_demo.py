@@ -39,6 +39,14 @@ def test_leaderboard_has_every_model_best_first(demo):
     assert "reference-gt-jitter" in format_leaderboard(demo.leaderboard)
 
 
+def test_alignment_reward_went_through_the_embedding_service(demo):
+    """The reference answers parse, so their DEVA alignment component was computed by the
+    embedding service: r_v lies in [c, (a/v_min − b)²] = [2, 25] with the defaults."""
+    align = demo.runs["reference-gt-jitter"]["alignment_mean"]
+    assert align is not None and 2.0 <= align <= 25.0
+    assert demo.runs["qwen2vl-base"]["alignment_mean"] is None  # unparsable answers: not scored
+
+
 def test_training_job_ran_with_deva_and_its_curves_are_in_the_store(demo):
     assert demo.job["status"] == "completed" and demo.job["step"] == 2
     url = demo.urls["leaderboard"]
