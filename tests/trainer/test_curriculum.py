@@ -207,8 +207,9 @@ def test_grpo_trainer_switches_stages(tiny_qwen2vl, tmp_path):
     pytest.importorskip("trl")
     from datasets import Dataset
     from PIL import Image
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
+    from tests.trainer.helpers import grpo_args
     from trainer.tiny import load_processor
 
     def rows(stage):
@@ -236,21 +237,7 @@ def test_grpo_trainer_switches_stages(tiny_qwen2vl, tmp_path):
         seen.append(set(stage))
         return [float(len(c[0]["content"]) % 3) for c in completions]
 
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=4,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=8,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        seed=0,
-    )
+    args = grpo_args(tmp_path, max_steps=4, learning_rate=1e-6)  # TRL default lr
     trainer = GRPOTrainer(
         model=str(tiny_qwen2vl),
         reward_funcs=[reward],

@@ -401,8 +401,9 @@ def test_pgpo_advantages_inside_a_grpo_trainer(tiny_qwen2vl, tmp_path):
     """The wiring the trainer uses: token-level advantages from the generation batch."""
     from datasets import Dataset
     from PIL import Image
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
+    from tests.trainer.helpers import grpo_args
     from trainer.tiny import load_processor
 
     cfg = pgpo.PGPOConfig(enabled=True, threshold=0.5, threshold_mode="quantile", strength=1.0)
@@ -439,21 +440,7 @@ def test_pgpo_advantages_inside_a_grpo_trainer(tiny_qwen2vl, tmp_path):
     def reward(prompts, completions, **kwargs):
         return [float(len(c[0]["content"])) for c in completions]
 
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=2,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=8,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        seed=0,
-    )
+    args = grpo_args(tmp_path, max_steps=2, learning_rate=1e-6)  # TRL default lr
     trainer = PGPOTrainer(
         model=str(tiny_qwen2vl),
         reward_funcs=[reward],
