@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from services.benchmark.adapters.base import GenerationRequest, adapters
+from services.benchmark.adapters.base import GenerationRequest, adapters, fill_images
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -31,27 +31,22 @@ def data_url(path: str) -> str:
 
 
 def openai_messages(messages: list[dict[str, Any]], images: Sequence[str]) -> list[dict[str, Any]]:
-    """Our chat messages → OpenAI format: image placeholders become ``image_url`` data URLs."""
-    out, i = [], 0
-    for m in messages:
+    """Our chat messages → OpenAI format: image placeholders become ``image_url`` data URLs.
+
+    Placeholders are paired with ``images`` (and their counts checked) by :func:`fill_images`
+    before any file is read.
+    """
+    out = []
+    for m in fill_images(messages, images, key="path"):
         content = m.get("content")
         if isinstance(content, list):
-            parts = []
-            for p in content:
-                if p.get("type") == "image":
-                    if i >= len(images):
-                        raise ValueError(
-                            f"messages have more image placeholders than the {len(images)} images"
-                        )
-                    parts.append({"type": "image_url", "image_url": {"url": data_url(images[i])}})
-                    i += 1
-                else:
-                    parts.append({"type": "text", "text": p.get("text", "")})
-            out.append({"role": m["role"], "content": parts})
-        else:
-            out.append({"role": m["role"], "content": content})
-    if i != len(images):
-        raise ValueError(f"messages have {i} image placeholders for {len(images)} images")
+            content = [
+                {"type": "image_url", "image_url": {"url": data_url(p["path"])}}
+                if p.get("type") == "image"
+                else {"type": "text", "text": p.get("text", "")}
+                for p in content
+            ]
+        out.append({"role": m["role"], "content": content})
     return out
 
 
