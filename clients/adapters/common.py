@@ -368,6 +368,17 @@ class RemoteReward:
         names = list(dict.fromkeys([*self.known_components, *outcome.components]))
         return {n: float(outcome.components.get(n, fill)) for n in names}
 
+    def flat_result(self, outcome: Outcome, score_key: str) -> dict[str, float]:
+        """``{score_key, <components>, "prl_fallback", "prl_error"}`` — numbers only, stable
+        keys (verl's ``score``, EasyR1's ``overall``); a missing reward is NaN, never 0."""
+        score = outcome.reward if outcome.reward is not None else float("nan")
+        return {
+            score_key: float(score),
+            **self.components_of(outcome),
+            "prl_fallback": float(outcome.fallback),
+            "prl_error": float(outcome.error is not None),
+        }
+
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from sync code, also when this thread already runs a loop."""

@@ -33,13 +33,7 @@ REWARD_TYPE = "batch"
 
 def easyr1_score(remote: RemoteReward, outcome: Outcome) -> dict[str, float]:
     """``{"overall", <components>, "prl_fallback", "prl_error"}``."""
-    overall = outcome.reward if outcome.reward is not None else float("nan")
-    return {
-        "overall": float(overall),
-        **remote.components_of(outcome),
-        "prl_fallback": float(outcome.fallback),
-        "prl_error": float(outcome.error is not None),
-    }
+    return remote.flat_result(outcome, "overall")
 
 
 def compute_score(

@@ -95,13 +95,7 @@ def verl_target(
 
 def verl_result(remote: RemoteReward, outcome: Outcome) -> dict[str, float]:
     """``{"score", <components>, "prl_fallback", "prl_error"}`` — numbers only, stable keys."""
-    score = outcome.reward if outcome.reward is not None else float("nan")
-    return {
-        "score": float(score),
-        **remote.components_of(outcome),
-        "prl_fallback": float(outcome.fallback),
-        "prl_error": float(outcome.error is not None),
-    }
+    return remote.flat_result(outcome, "score")
 
 
 async def compute_score(
