@@ -185,20 +185,34 @@ def component_mean(leaderboard_url: str, run_id: int, name: str) -> float | None
     return sum(values) / len(values) if values else None
 
 
-def benchmark(
-    cfg: DemoConfig, model_dir: Path, name: str, eval_root: Path, db_url: str, reward_url: str
+def evaluate(
+    cfg: DemoConfig, adapter: Any, eval_root: Path, db_url: str, reward_url: str, *, batch_size: int
 ) -> dict:
-    """Benchmark ``model_dir`` on the DiG eval suite through the reward service; stored in SQL."""
-    import torch
-
-    from services.benchmark.adapters.transformers_vlm import TransformersVLM
+    """Run ``adapter`` on the DiG eval suite, scored by the reward service, stored in SQL."""
     from services.benchmark.runner import run_benchmark
     from services.benchmark.scoring import HttpScorer
     from services.benchmark.store import SqlRunStore
     from tasks.registry import get_task
 
+    result = run_benchmark(
+        get_task("dig", root=str(eval_root)),
+        adapter,
+        store=SqlRunStore(db_url),
+        scorer=HttpScorer(reward_url, api_key=DEV_API_KEY),
+        options=eval_options(cfg, batch_size=batch_size),
+    )
+    return {"run_id": result.run_id, "metrics": {m.name: m.value for m in result.metrics}}
+
+
+def benchmark(
+    cfg: DemoConfig, model_dir: Path, name: str, eval_root: Path, db_url: str, reward_url: str
+) -> dict:
+    """Benchmark the checkpoint ``model_dir`` (CUDA + bf16 when a GPU is present)."""
+    import torch
+
+    from services.benchmark.adapters.transformers_vlm import TransformersVLM
+
     cuda = torch.cuda.is_available()
-    task = get_task("dig", root=str(eval_root))
     adapter = TransformersVLM(
         str(model_dir),
         name=name,
@@ -206,14 +220,7 @@ def benchmark(
         device="cuda" if cuda else "cpu",
         dtype="bfloat16" if cuda else "float32",
     )
-    result = run_benchmark(
-        task,
-        adapter,
-        store=SqlRunStore(db_url),
-        scorer=HttpScorer(reward_url, api_key=DEV_API_KEY),
-        options=eval_options(cfg, batch_size=4),
-    )
-    return {"run_id": result.run_id, "metrics": {m.name: m.value for m in result.metrics}}
+    return evaluate(cfg, adapter, eval_root, db_url, reward_url, batch_size=4)
 
 
 def reference_predictions(
@@ -248,20 +255,11 @@ def reference_predictions(
 def benchmark_predictions(
     cfg: DemoConfig, path: Path, name: str, eval_root: Path, db_url: str, reward_url: str
 ) -> dict:
+    """Benchmark a predictions JSONL file (the reference row)."""
     from services.benchmark.adapters.predictions import PredictionsFile
-    from services.benchmark.runner import run_benchmark
-    from services.benchmark.scoring import HttpScorer
-    from services.benchmark.store import SqlRunStore
-    from tasks.registry import get_task
 
-    result = run_benchmark(
-        get_task("dig", root=str(eval_root)),
-        PredictionsFile(str(path), name=name),
-        store=SqlRunStore(db_url),
-        scorer=HttpScorer(reward_url, api_key=DEV_API_KEY),
-        options=eval_options(cfg, batch_size=16),
-    )
-    return {"run_id": result.run_id, "metrics": {m.name: m.value for m in result.metrics}}
+    adapter = PredictionsFile(str(path), name=name)
+    return evaluate(cfg, adapter, eval_root, db_url, reward_url, batch_size=16)
 
 
 def leaderboard(leaderboard_url: str, metric: str = SUITE_METRIC) -> dict[str, Any]:
