@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,8 @@ from services.common.auth import require_scope
 from services.common.params import RowId
 from services.common.settings import ServiceSettings
 from trainer.jobs.manager import JobManager
+
+log = logging.getLogger(__name__)
 
 
 class TrainerServiceSettings(ServiceSettings):
@@ -183,11 +186,9 @@ def create_app(
 
 
 async def _supervise(mgr: JobManager, interval: float) -> None:
-    import logging
-
     while True:
         try:
             await asyncio.to_thread(mgr.tick)
         except Exception:  # keep supervising; the next pass retries
-            logging.getLogger(__name__).exception("job supervision pass failed")
+            log.exception("job supervision pass failed")
         await asyncio.sleep(interval)

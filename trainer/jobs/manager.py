@@ -38,6 +38,8 @@ ACTIVE = ("pending", "running")
 
 @dataclass(frozen=True)
 class JobPaths:
+    """Where one job keeps its files: ``<runs_dir>/job-<id>/``."""
+
     root: Path
     job_id: int
 
@@ -45,19 +47,13 @@ class JobPaths:
     def dir(self) -> Path:
         return self.root / f"job-{self.job_id}"
 
-    def __getattr__(self, name: str) -> Path:  # config, log, metrics, exit_code, pid, cancel
-        files = {
-            "config": "config.json",
-            "log": "train.log",
-            "metrics": "metrics.jsonl",
-            "exit_code": "exit_code",
-            "pid": "wrapper.pid",
-            "cancel": "cancel_requested",
-            "launch": "launch.json",
-        }
-        if name in files:
-            return self.dir / files[name]
-        raise AttributeError(name)
+    config = property(lambda self: self.dir / "config.json")
+    log = property(lambda self: self.dir / "train.log")
+    metrics = property(lambda self: self.dir / "metrics.jsonl")  # written by the trainer
+    exit_code = property(lambda self: self.dir / "exit_code")  # written by the wrapper at the end
+    pid = property(lambda self: self.dir / "wrapper.pid")
+    cancel = property(lambda self: self.dir / "cancel_requested")
+    launch = property(lambda self: self.dir / "launch.json")
 
 
 def launcher(launch: str, num_processes: int) -> list[str]:
