@@ -9,13 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
+
+from schemas.text import reject_lone_surrogates
 
 INT32_MAX = 2**31 - 1
 INT64 = (-(2**63), 2**63 - 1)
 NO_NUL = r"^[^\x00]*$"
 """Text stored in SQL may not hold NUL characters (PostgreSQL rejects them)."""
 
+# Numbers on upload are strict: JSON ``true`` is not 1 and ``"0.5"`` is not 0.5 (the schema
+# says ``number``/``integer``, so lax coercion would accept what it declares invalid).
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 T = TypeVar("T")
 
@@ -164,8 +168,8 @@ class PredictionIn(BaseModel):
 
     sample_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     prediction: str | None = Field(None, description="NUL characters are stored as U+FFFD")
-    reward: float | None = None
-    components: dict[str, float | None] = Field(default_factory=dict)
+    reward: StrictFloat | None = None
+    components: dict[str, StrictFloat | None] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -174,12 +178,12 @@ class MetricIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
-    value: float = Field(allow_inf_nan=False)
+    value: float = Field(allow_inf_nan=False, strict=True)
     higher_is_better: bool = True
-    stderr: float | None = Field(None, allow_inf_nan=False)
-    ci_low: float | None = Field(None, allow_inf_nan=False)
-    ci_high: float | None = Field(None, allow_inf_nan=False)
-    n: int | None = Field(None, ge=0, le=INT32_MAX)
+    stderr: float | None = Field(None, allow_inf_nan=False, strict=True)
+    ci_low: float | None = Field(None, allow_inf_nan=False, strict=True)
+    ci_high: float | None = Field(None, allow_inf_nan=False, strict=True)
+    n: int | None = Field(None, ge=0, le=INT32_MAX, strict=True)
 
 
 class RunUpload(BaseModel):
@@ -195,13 +199,19 @@ class RunUpload(BaseModel):
     model: ModelRef
     suite: SuiteRef
     config: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = Field(None, ge=INT64[0], le=INT64[1])
+    seed: int | None = Field(None, ge=INT64[0], le=INT64[1], strict=True)
     git_sha: str | None = Field(None, max_length=64, pattern=NO_NUL)
     lib_versions: dict[str, Any] = Field(default_factory=dict)
     status: Literal["completed", "failed", "cancelled", "running"] = "completed"
-    n_samples: int | None = Field(None, ge=0, le=INT32_MAX)
+    n_samples: int | None = Field(None, ge=0, le=INT32_MAX, strict=True)
     predictions: list[PredictionIn] = Field(default_factory=list, max_length=100_000)
     metrics: list[MetricIn] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _valid_unicode(self) -> RunUpload:
+        """422 for a lone surrogate anywhere (it would fail the fingerprint and the store)."""
+        reject_lone_surrogates(self)
+        return self
 
 
 class RunUploadResult(BaseModel):

@@ -75,7 +75,14 @@ def create_service_app(
     ready_checks: dict[str, ReadyCheck] | None = None,
     version: str = "1",
     description: str = "",
+    unavailable_errors: Sequence[type[Exception]] = (),
 ) -> FastAPI:
+    """The service skeleton around ``routers``.
+
+    ``unavailable_errors``: exception types that mean a dependency (the SQL store) is down
+    or unreachable; a route raising one answers 503 ``store_unavailable`` + ``Retry-After``
+    instead of a 500, since the request may well succeed once the dependency is back.
+    """
     state = ServiceState(checks=dict(ready_checks or {}))
     metrics = ServiceMetrics(name)
 
@@ -121,14 +128,32 @@ def create_service_app(
             request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable in %s: %r", request.url.path, exc)
+        return _error(
+            request,
+            503,
+            "store_unavailable",
+            f"the result store is unavailable ({type(exc).__name__}); nothing was written, "
+            f"retry after {settings.retry_after_s} s",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    for exc_type in unavailable_errors:
+        app.add_exception_handler(exc_type, _unavailable)
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware, outside GuardMiddleware, sends this answer and
+        # then uvicorn closes the connection: say so (and echo the request id ourselves).
         log.exception("unhandled error in %s", request.url.path)
+        rid = request.scope.get("state", {}).get("request_id", "")
         return _error(
             request,
             500,
             "internal",
             f"internal error ({type(exc).__name__}); this is a bug, please report it",
+            headers={"Connection": "close", "X-Request-ID": rid},
         )
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")

@@ -56,6 +56,7 @@ def create_app(settings: LeaderboardSettings | None = None) -> FastAPI:
         routers=[router, page_router],
         lifespan=lifespan,
         ready_checks={"database": database_ready},
+        unavailable_errors=db.UNAVAILABLE_ERRORS,
         description="Benchmark runs, metrics, leaderboards and training curves.",
     )
     app.state.engine = db.make_engine(settings.database_url)
