@@ -19,19 +19,18 @@ SERVICES: dict[str, tuple[str, str, int]] = {
 
 def run_service(name: str, host: str | None, port: int | None, workers: int | None) -> None:
     """Start ``name`` under uvicorn; CLI flags override the ``PRL_<NAME>_*`` settings."""
-    import uvicorn
+    from services.common.serving import serve
 
     factory, prefix, default_port = SERVICES[name]
     for key, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[prefix + key] = str(value)
-    uvicorn.run(
+    serve(
         factory,
-        factory=True,
         host=os.environ.get(prefix + "HOST", "127.0.0.1"),
         port=int(os.environ.get(prefix + "PORT", default_port)),
         workers=int(os.environ.get(prefix + "WORKERS", 1)),
-        timeout_graceful_shutdown=int(float(os.environ.get(prefix + "DRAIN_S", 10))),
+        drain_s=float(os.environ.get(prefix + "DRAIN_S", 10)),
         log_level=os.environ.get(prefix + "LOG_LEVEL", "info"),
     )
 

@@ -90,7 +90,7 @@ def create_service_app(
     async def outer(app: FastAPI) -> AsyncIterator[None]:
         state.shutting_down = False
         metrics.draining.set(0)
-        hook_uvicorn_signals()
+        hook_uvicorn_signals(settings.drain_delay_s)
         if lifespan is None:
             state.started = True
             yield
