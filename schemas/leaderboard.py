@@ -7,9 +7,17 @@ model, config hash, git sha, library versions, seed and timestamps.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictFloat,
+    model_validator,
+)
 
 from schemas.text import reject_lone_surrogates
 
@@ -18,8 +26,21 @@ INT64 = (-(2**63), 2**63 - 1)
 NO_NUL = r"^[^\x00]*$"
 """Text stored in SQL may not hold NUL characters (PostgreSQL rejects them)."""
 
-# Numbers on upload are strict: JSON ``true`` is not 1 and ``"0.5"`` is not 0.5 (the schema
-# says ``number``/``integer``, so lax coercion would accept what it declares invalid).
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's ``integer`` includes ``2250.0``; pydantic's strict int does not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An ``integer`` as JSON Schema means it: ``3`` and ``3.0`` yes; ``true``, ``"3"``, ``3.5`` no.
+# (The bounds sit inside the before-validator so they reach the JSON schema as min/max.)
+Count = Annotated[int, Strict(), Field(ge=0, le=INT32_MAX), BeforeValidator(_json_integer)]
+Int64 = Annotated[int, Strict(), Field(ge=INT64[0], le=INT64[1]), BeforeValidator(_json_integer)]
+# Numbers and booleans on upload are strict: JSON ``true`` is not 1, ``0`` is not false and
+# ``"0.5"`` is not 0.5 (the schema says ``number``/``integer``/``boolean``, so lax coercion
+# would accept what the schema declares invalid).
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 T = TypeVar("T")
 
@@ -179,11 +200,11 @@ class MetricIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
     value: float = Field(allow_inf_nan=False, strict=True)
-    higher_is_better: bool = True
+    higher_is_better: bool = Field(True, strict=True)
     stderr: float | None = Field(None, allow_inf_nan=False, strict=True)
     ci_low: float | None = Field(None, allow_inf_nan=False, strict=True)
     ci_high: float | None = Field(None, allow_inf_nan=False, strict=True)
-    n: int | None = Field(None, ge=0, le=INT32_MAX, strict=True)
+    n: Count | None = None
 
 
 class RunUpload(BaseModel):
@@ -199,11 +220,11 @@ class RunUpload(BaseModel):
     model: ModelRef
     suite: SuiteRef
     config: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = Field(None, ge=INT64[0], le=INT64[1], strict=True)
+    seed: Int64 | None = None
     git_sha: str | None = Field(None, max_length=64, pattern=NO_NUL)
     lib_versions: dict[str, Any] = Field(default_factory=dict)
     status: Literal["completed", "failed", "cancelled", "running"] = "completed"
-    n_samples: int | None = Field(None, ge=0, le=INT32_MAX, strict=True)
+    n_samples: Count | None = None
     predictions: list[PredictionIn] = Field(default_factory=list, max_length=100_000)
     metrics: list[MetricIn] = Field(default_factory=list, max_length=1000)
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.common.lifecycle import DRAINING, hook_uvicorn_signals
 from services.common.metrics import ServiceMetrics
 from services.common.middleware import GuardMiddleware
+from services.common.openapi import allowed_methods, describe
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,15 @@ def create_service_app(
     version: str = "1",
     description: str = "",
     unavailable_errors: Sequence[type[Exception]] = (),
+    openapi_patch: Callable[[dict], None] | None = None,
 ) -> FastAPI:
     """The service skeleton around ``routers``.
 
     ``unavailable_errors``: exception types that mean a dependency (the SQL store) is down
     or unreachable; a route raising one answers 503 ``store_unavailable`` + ``Retry-After``
     instead of a 500, since the request may well succeed once the dependency is back.
+    ``openapi_patch``: edits the OpenAPI document once it is built (after
+    :func:`services.common.openapi.describe`), for what only the service knows.
     """
     state = ServiceState(checks=dict(ready_checks or {}))
     metrics = ServiceMetrics(name)
@@ -124,9 +128,10 @@ def create_service_app(
             429: "rate_limited",
             503: "unavailable",
         }.get(exc.status_code, f"http_{exc.status_code}")
-        return _error(
-            request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return _error(request, exc.status_code, code, str(exc.detail), headers=headers)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency unavailable in %s: %r", request.url.path, exc)
@@ -177,6 +182,16 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = describe(FastAPI.openapi(app), settings)
+            if openapi_patch is not None:
+                openapi_patch(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, state=state)
     return app
 
