@@ -31,8 +31,9 @@ from tests.services.service_apps import APPS
 MAX_EXAMPLES = 25
 
 KNOWN_GAPS: dict[str, str] = {
-    "POST /v1/score": "boxes must have x1 <= x2 and y1 <= y2; mask_boxes likewise",
-    "POST /v1/score/groups": "boxes must have x1 <= x2 and y1 <= y2; mask_boxes likewise",
+    "POST /v1/score": "boxes must have x1 <= x2 and y1 <= y2; box numbers are lax"
+    " (schemas.geometry.Box coerces numeric strings)",
+    "POST /v1/score/groups": "boxes must have x1 <= x2 and y1 <= y2; box numbers are lax",
     "POST /v1/aggregate": "component values must name components of the resolved reward",
     "POST /get_reward": "query, prompts and labels must have equal lengths",
     "POST /v1/embed": "at least one image or one text",
