@@ -231,7 +231,54 @@ class TrainConfig(Frozen):
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
         self._check_issue6()
+        self._check_curriculum_thresholds()
         return self
+
+    def _check_curriculum_thresholds(self) -> None:
+        """Each stage's ``reward_threshold`` against the reward spec's attainable range.
+
+        The range comes from the spec itself (components' attainable ranges through its
+        aggregator: services/reward/scoring/ranges.py). A threshold below what format alone
+        earns would advance on format alone; one at or above the maximum can never fire
+        (the rule is ``running mean > threshold``). A preset unknown to this install with a
+        remote reward service cannot be resolved here and is left to the service.
+        """
+        stages = self.curriculum.stages if self.curriculum is not None else ()
+        if not any(st.reward_threshold is not None for st in stages):
+            return
+        from schemas.reward import RewardSpec
+        from services.reward.scoring import SpecError, compiled
+        from services.reward.scoring.ranges import aggregate_range
+
+        ref = self.reward.reward
+        try:
+            spec = compiled(ref if isinstance(ref, str) else RewardSpec.model_validate(ref))
+        except SpecError as exc:
+            if isinstance(ref, str) and self.reward.url != "inprocess":
+                return
+            raise ValueError(f"reward.reward: {exc}") from None
+        rng = aggregate_range(spec)
+        floor = rng.lo if rng.format_alone is None else rng.format_alone
+        name = repr(ref) if isinstance(ref, str) else "the given spec"
+        for i, st in enumerate(stages):
+            t = st.reward_threshold
+            if t is None:
+                continue
+            where = f"curriculum.stages[{i}] ({st.name}): reward_threshold {t:g}"
+            if t >= rng.hi:
+                why = "can never fire (the stage advances when the mean exceeds it)"
+            elif t < floor:
+                why = (
+                    "is passed by format alone"
+                    if rng.format_alone is not None
+                    else "is passed by any policy"
+                )
+            else:
+                continue
+            raise ValueError(
+                f"{where} {why}; reward {name} has {rng.describe()}: "
+                f"choose a threshold in [{floor:g}, {rng.hi:g})"
+            )
 
     def _check_issue6(self) -> None:
         """PGPO / curriculum / alignment combinations (issue 6)."""

@@ -8,7 +8,11 @@ then on pairs with two, then on a mix with any number. A stage ends when *either
   ``window`` recorded rewards, counted only once ``window`` rewards were recorded in this stage
   and at least ``min_steps`` steps were taken (one lucky batch does not advance it).
 
-Either condition may be left out (``None``); the last stage never ends. Everything here is
+Either condition may be left out (``None``); the last stage never ends. Thresholds are in the
+reward's own units (``dig`` sums to [0, 3], the harmonic ``deva_*`` presets lie in [0, 1]), so
+``TrainConfig`` checks each against the configured spec's attainable range when the config
+loads (services/reward/scoring/ranges.py): one that format alone passes, or that can never
+fire, is rejected with the range and a valid interval. Everything here is
 plain Python: :class:`Curriculum` holds the state (``state_dict()/load_state_dict()`` for
 resume), :class:`StagedDataset` serves the rows of the current stage, and
 :class:`CurriculumCallback` connects both to a transformers/TRL trainer.
@@ -56,7 +60,12 @@ class StageSpec(BaseModel):
     name: str
     max_steps: int | None = Field(None, ge=1, description="step budget; None = no budget")
     reward_threshold: float | None = Field(
-        None, description="advance when the running mean reward exceeds it"
+        None,
+        description=(
+            "advance when the running mean reward exceeds it; in the reward's own units, "
+            "checked at config load against the spec's attainable range (below what format "
+            "alone gives, or at/above the maximum, is rejected)"
+        ),
     )
     min_steps: int = Field(0, ge=0, description="steps before the reward rule may fire")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,48 @@ def test_eager_from_model_init_kwargs_allows_attention_masks() -> None:
     )
     assert cfg.attn_implementation == "eager" and cfg.pgpo.enabled is False
     assert cfg.curriculum is None and cfg.method == "grpo"
+
+
+def _curriculum(*thresholds: float | None) -> dict[str, Any]:
+    stages = [{"name": f"s{i}", "reward_threshold": t} for i, t in enumerate(thresholds)]
+    return {"stages": [*stages, {"name": "last"}]}
+
+
+@pytest.mark.parametrize(
+    ("reward", "thresholds", "message"),
+    [
+        # dig sums format + f1 + miou ∈ [0, 3]; format alone gives 1
+        ("dig", (0.7,), "reward_threshold 0.7 is passed by format alone; reward 'dig' has "
+         "attainable range [0, 3], format alone gives 1: choose a threshold in [1, 3)"),
+        ("dig", (2.0, 3.0), "curriculum.stages[1] (s1): reward_threshold 3 can never fire"),
+        ("deva_detection", (1.0,), "reward_threshold 1 can never fire"),
+        ({"components": [{"name": "iou"}], "aggregate": {"method": "sum"}}, (-0.5,),
+         "is passed by any policy; reward the given spec has attainable range [0, 1]"),
+    ],
+)  # fmt: skip
+def test_curriculum_thresholds_checked_against_the_reward_range(
+    reward: Any, thresholds: tuple[float, ...], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        TrainConfig.model_validate(
+            _cfg(reward={"reward": reward}, curriculum=_curriculum(*thresholds))
+        )
+
+
+@pytest.mark.parametrize(
+    ("reward", "thresholds"),
+    [("dig", (1.0, 2.9)), ("deva_detection", (0.7, 0.6)), ("deva_classification", (0.99,))],
+)
+def test_curriculum_thresholds_inside_the_range_load(reward: str, thresholds: tuple) -> None:
+    cfg = TrainConfig.model_validate(
+        _cfg(reward={"reward": reward}, curriculum=_curriculum(*thresholds))
+    )
+    assert [s.reward_threshold for s in cfg.curriculum.stages[:-1]] == list(thresholds)
+
+
+def test_curriculum_threshold_with_an_unknown_reward() -> None:
+    cur = _curriculum(0.5)
+    with pytest.raises(ValidationError, match=r"reward\.reward: reward: unknown reward preset"):
+        TrainConfig.model_validate(_cfg(reward={"reward": "nope"}, curriculum=cur))
+    remote = {"url": "http://127.0.0.1:9", "reward": "a_preset_only_the_server_has"}
+    assert TrainConfig.model_validate(_cfg(reward=remote, curriculum=cur)).curriculum is not None
