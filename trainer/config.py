@@ -9,7 +9,8 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     loss_type: dapo                 # grpo | bnpo | dr_grpo | dapo | gspo
     max_steps: 3
     seed: 0
-    deva: {diversity: {enabled, lambda_div, gamma}, entropy_reg: {enabled, lambda_reg}}
+    deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
+           prompt_transition}, entropy_reg: {enabled, lambda_reg}}
     pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # trainer.pgpo.PGPOConfig
     curriculum: {stages: [{name: single, max_steps: 2}, ...], window}    # or null (no curriculum)
     alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
@@ -110,11 +111,34 @@ class RewardConfig(Frozen):
 
 
 class DiversityConfig(Frozen):
-    """DEVA L_div (GFlowNet modified detailed balance): coefficient λ_div, γ ∈ (0, 1]."""
+    """DEVA L_div (GFlowNet modified detailed balance): coefficient λ_div, γ ∈ (0, 1], and
+    the three choices where the implementation may depart from the paper's printed loss
+    (trainer/objectives/diversity.py states the equations)."""
 
     enabled: bool = False
-    lambda_div: float = Field(0.1, ge=0.0)
-    gamma: float = Field(1.0, gt=0.0, le=1.0)
+    lambda_div: float = Field(0.1, ge=0.0, description="weight λ_div of L_div in the loss")
+    gamma: float = Field(
+        1.0, gt=0.0, le=1.0, description="γ in log r_t = log π_ref + exp(log π_ref(⊤)/γ)"
+    )
+    reduction: Literal["sum", "mean"] = Field(
+        "mean",
+        description=(
+            "per completion, sum (the paper's) or mean of the squared residuals over its "
+            "transitions; under sum the same lambda_div weighs L_div up to |V| times more "
+            "(|V| ≈ completion length), so divide lambda_div by the typical length"
+        ),
+    )
+    state_reward: Literal["cumulative", "last_token"] = Field(
+        "cumulative",
+        description=(
+            "R(s_t): product of the per-token rewards r_≤t (default) or the last token's r_t "
+            "alone (the printed form)"
+        ),
+    )
+    prompt_transition: bool = Field(
+        True,
+        description="include the prompt → first-token transition (False: the printed sum)",
+    )
 
 
 class EntropyRegConfig(Frozen):
@@ -134,6 +158,9 @@ class DevaConfig(Frozen):
             diversity=d.enabled,
             lambda_div=d.lambda_div,
             gamma=d.gamma,
+            reduction=d.reduction,
+            state_reward=d.state_reward,
+            prompt_transition=d.prompt_transition,
             entropy_reg=e.enabled,
             lambda_reg=e.lambda_reg,
         )

@@ -215,3 +215,23 @@ def test_curriculum_threshold_with_an_unknown_reward() -> None:
         TrainConfig.model_validate(_cfg(reward={"reward": "nope"}, curriculum=cur))
     remote = {"url": "http://127.0.0.1:9", "reward": "a_preset_only_the_server_has"}
     assert TrainConfig.model_validate(_cfg(reward=remote, curriculum=cur)).curriculum is not None
+
+
+def test_diversity_switches_reach_the_trainer_terms() -> None:
+    terms = TrainConfig.model_validate(_cfg()).deva.terms()
+    assert (terms.reduction, terms.state_reward, terms.prompt_transition) == (
+        "mean",
+        "cumulative",
+        True,
+    )
+    div = {"enabled": True, "reduction": "sum", "state_reward": "last_token"}
+    terms = TrainConfig.model_validate(
+        _cfg(deva={"diversity": {**div, "prompt_transition": False}})
+    ).deva.terms()
+    assert (terms.reduction, terms.state_reward, terms.prompt_transition) == (
+        "sum",
+        "last_token",
+        False,
+    )
+    with pytest.raises(ValidationError, match="reduction"):
+        TrainConfig.model_validate(_cfg(deva={"diversity": {"reduction": "max"}}))
