@@ -12,7 +12,8 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
            prompt_transition}, entropy_reg: {enabled, lambda_reg}}
     pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # trainer.pgpo.PGPOConfig
-    curriculum: {stages: [{name: single, max_steps: 2}, ...], window}    # or null (no curriculum)
+    curriculum: {stages: [{name: single, max_steps: 2, reward_threshold: 0.7}, ...], window,
+                 threshold_units: progress|reward}                      # or null (no curriculum)
     alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
     train_vision_tower: null | true | false   # PIVOT switches (null: leave as loaded)
     train_projector: null | true | false
@@ -265,13 +266,15 @@ class TrainConfig(Frozen):
         """Each stage's ``reward_threshold`` against the reward spec's attainable range.
 
         The range comes from the spec itself (components' attainable ranges through its
-        aggregator: services/reward/scoring/ranges.py). A threshold below what format alone
-        earns would advance on format alone; one at or above the maximum can never fire
-        (the rule is ``running mean > threshold``). A preset unknown to this install with a
-        remote reward service cannot be resolved here and is left to the service.
+        aggregator: services/reward/scoring/ranges.py). 'progress' thresholds are converted
+        to reward units here (the stored config then holds the values the run compares
+        against). A reward-unit threshold below what format alone earns would advance on
+        format alone; one at or above the maximum can never fire (the rule is
+        ``running mean > threshold``). A preset unknown to this install with a remote reward
+        service cannot be resolved here: reward-unit thresholds are then left to the user.
         """
-        stages = self.curriculum.stages if self.curriculum is not None else ()
-        if not any(st.reward_threshold is not None for st in stages):
+        cur = self.curriculum
+        if cur is None or not any(st.reward_threshold is not None for st in cur.stages):
             return
         from schemas.reward import RewardSpec
         from services.reward.scoring import SpecError, compiled
@@ -282,12 +285,20 @@ class TrainConfig(Frozen):
             spec = compiled(ref if isinstance(ref, str) else RewardSpec.model_validate(ref))
         except SpecError as exc:
             if isinstance(ref, str) and self.reward.url != "inprocess":
-                return
+                if cur.threshold_units == "reward":
+                    return
+                raise ValueError(
+                    f"curriculum: 'progress' thresholds need the reward's range, but reward "
+                    f"{ref!r} is not known to this install ({exc}); set "
+                    "curriculum.threshold_units: reward with thresholds in its units"
+                ) from None
             raise ValueError(f"reward.reward: {exc}") from None
         rng = aggregate_range(spec)
         floor = rng.lo if rng.format_alone is None else rng.format_alone
+        # frozen model, still inside its own validator: nothing has seen it yet
+        object.__setattr__(self, "curriculum", cur.in_reward_units(floor, rng.hi))
         name = repr(ref) if isinstance(ref, str) else "the given spec"
-        for i, st in enumerate(stages):
+        for i, st in enumerate(self.curriculum.stages):  # type: ignore[union-attr]
             t = st.reward_threshold
             if t is None:
                 continue

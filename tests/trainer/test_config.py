@@ -172,9 +172,9 @@ def test_eager_from_model_init_kwargs_allows_attention_masks() -> None:
     assert cfg.curriculum is None and cfg.method == "grpo"
 
 
-def _curriculum(*thresholds: float | None) -> dict[str, Any]:
+def _curriculum(*thresholds: float | None, units: str = "reward") -> dict[str, Any]:
     stages = [{"name": f"s{i}", "reward_threshold": t} for i, t in enumerate(thresholds)]
-    return {"stages": [*stages, {"name": "last"}]}
+    return {"stages": [*stages, {"name": "last"}], "threshold_units": units}
 
 
 @pytest.mark.parametrize(
@@ -215,6 +215,35 @@ def test_curriculum_threshold_with_an_unknown_reward() -> None:
         TrainConfig.model_validate(_cfg(reward={"reward": "nope"}, curriculum=cur))
     remote = {"url": "http://127.0.0.1:9", "reward": "a_preset_only_the_server_has"}
     assert TrainConfig.model_validate(_cfg(reward=remote, curriculum=cur)).curriculum is not None
+    with pytest.raises(ValidationError, match="'progress' thresholds need the reward's range"):
+        TrainConfig.model_validate(
+            _cfg(reward=remote, curriculum=_curriculum(0.5, units="progress"))
+        )
+
+
+@pytest.mark.parametrize(
+    ("reward", "want"),
+    [
+        ("dig", [1 + 0.7 * 2, 1 + 0.6 * 2]),  # sum: format alone 1, maximum 3
+        ("deva_detection", None),  # harmonic: format alone ≈ 0, maximum 1
+    ],
+)
+def test_default_progress_thresholds_become_reward_units(reward: str, want) -> None:
+    cfg = TrainConfig.model_validate(_cfg(reward={"reward": reward}, curriculum={}))
+    cur = cfg.curriculum
+    assert cur.threshold_units == "reward"
+    got = [s.reward_threshold for s in cur.stages[:2]]
+    from services.reward.scoring import compiled
+    from services.reward.scoring.ranges import aggregate_range
+
+    rng = aggregate_range(compiled(reward))
+    if want is None:
+        want = [rng.format_alone + t * (rng.hi - rng.format_alone) for t in (0.7, 0.6)]
+    assert got == pytest.approx(want)
+    assert all(rng.format_alone < t < rng.hi for t in got)
+    # the dumped config is stable: it reloads to the same thresholds
+    again = TrainConfig.model_validate(cfg.model_dump(mode="json"))
+    assert [s.reward_threshold for s in again.curriculum.stages[:2]] == pytest.approx(got)
 
 
 def test_diversity_switches_reach_the_trainer_terms() -> None:
