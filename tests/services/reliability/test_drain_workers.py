@@ -7,7 +7,7 @@ served, and clients on keep-alive connections got ReadErrors.
 Here 16 keep-alive clients loop on a short request and a 2 s request is in flight when the
 *supervisor alone* gets SIGTERM (what ``kill <pid>`` or an orchestrator does). A client
 honours the answers: a 503 with ``Retry-After`` means "go elsewhere", so it stops. Checked:
-``/readyz`` is 503 within 0.3 s of the signal (its last 200 was sent before), the in-flight
+no ``/readyz`` probe sent 0.3 s or more after the signal is answered 200, the in-flight
 request completes with its answer, no client sees a transport error, the process exits
 cleanly, and afterwards the port refuses connections at once (nothing left in a listen queue).
 """
@@ -114,8 +114,13 @@ def test_sigterm_to_the_supervisor_drains_both_workers_without_a_lost_connection
         slow.join(30)
         exit_code = proc.wait(30)
 
-        assert first_503 is not None and first_503 < 0.3, (first_503, last_ready_200)
-        assert last_ready_200 is None or last_ready_200 < first_503
+        # Times are when each probe was *sent*: no probe sent 0.3 s or more after the
+        # signal was answered 200 (a slow answer on a loaded machine cannot fail this).
+        assert first_503 is not None, last_ready_200
+        assert last_ready_200 is None or last_ready_200 < min(0.3, first_503), (
+            last_ready_200,
+            first_503,
+        )
         transport = {k: v for k, v in outcomes.items() if k.startswith("transport")}
         assert transport == {}, outcomes
         assert outcomes["ok"] > 0 and outcomes["503:draining"] == 16, outcomes
