@@ -48,6 +48,10 @@ class MetricView(BaseModel):
     ci_low: float | None = None
     ci_high: float | None = None
     n: int | None = None
+    reward_spec: str | None = Field(
+        None, description="for a mean-reward metric: the reward spec it averages (preset name)"
+    )
+    reward_spec_hash: str | None = Field(None, description="sha256 of the resolved reward spec")
 
 
 class RunSummary(BaseModel):
@@ -107,6 +111,10 @@ class LeaderboardEntry(BaseModel):
     seed: int | None = None
     git_sha: str | None = None
     finished_at: datetime | None = None
+    reward_spec: str | None = Field(
+        None, description="for a mean-reward metric: the reward spec it averages (preset name)"
+    )
+    reward_spec_hash: str | None = Field(None, description="sha256 of the resolved reward spec")
 
 
 class Leaderboard(BaseModel):
@@ -115,6 +123,10 @@ class Leaderboard(BaseModel):
     content_hash: str
     metric: str
     higher_is_better: bool
+    reward_spec: str | None = Field(
+        None, description="the one reward spec every ranked run was scored with (reward metrics)"
+    )
+    reward_spec_hash: str | None = None
     entries: list[LeaderboardEntry]
 
 
@@ -180,6 +192,14 @@ class MetricIn(BaseModel):
     ci_low: float | None = Field(None, allow_inf_nan=False)
     ci_high: float | None = Field(None, allow_inf_nan=False)
     n: int | None = Field(None, ge=0, le=INT32_MAX)
+    reward_spec: str | None = Field(
+        None,
+        max_length=128,
+        pattern=NO_NUL,
+        description="mean-reward metrics: the reward spec's name (default: from the name "
+        "``reward[<spec>]`` or the run config's ``reward``)",
+    )
+    reward_spec_hash: str | None = Field(None, max_length=64, pattern=NO_NUL)
 
 
 class RunUpload(BaseModel):

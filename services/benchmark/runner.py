@@ -33,6 +33,7 @@ from services.benchmark.adapters.base import GenerationRequest, ModelAdapter
 from services.benchmark.metrics import MetricRef, compute_metrics
 from services.benchmark.parsing import boxes_from_json, boxes_to_json, parse_prediction
 from services.benchmark.records import EvalRecord, MetricValue
+from services.benchmark.reward_key import reward_key
 from services.benchmark.scoring import Scorer
 from services.benchmark.store import RunSpec, RunStore
 
@@ -216,7 +217,12 @@ def run_benchmark(
     if opts.limit is not None:
         samples = samples[: opts.limit]
     reward: RewardRef = opts.reward if opts.reward is not None else task.reward
-    metric_refs: list[MetricRef] = [*task.metrics, *opts.metrics, "mean_reward"]
+    rkey = reward_key(reward)
+    metric_refs: list[MetricRef] = [
+        *task.metrics,
+        *opts.metrics,
+        {"name": "mean_reward", "params": {"spec": rkey.name, "spec_hash": rkey.hash}},
+    ]
     config = run_config(task, adapter, opts, reward)
     content = _content_hash(task, opts.split)
     key = opts.key or make_run_key(

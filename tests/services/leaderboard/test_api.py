@@ -216,3 +216,38 @@ def test_inputs_postgres_cannot_store_are_rejected_not_500(seeded):
     assert curves.status_code == 200 and curves.json()["series"] == {}
     (detail,) = call(make(url), ("GET", f"/v1/runs/{r_text.json()['id']}"))
     assert detail.json()["samples"]["items"][0]["prediction"] == "before\ufffdafter"
+
+
+def test_uploads_of_two_rewards_are_keyed_apart_and_a_mixed_metric_is_a_422(db_url):
+    seed_database(db_url, n_models=1, runs_per_model=1, n_samples=2, train_steps=1)
+    bodies = []
+    for i, reward in enumerate(["dig", "deva_detection"]):
+        body = upload_body(seed=10 + i)
+        body["model"]["name"] = f"m-{reward}"
+        body["config"] = {"reward": reward}
+        body["metrics"] = [{"name": "reward", "value": [1.5, 0.25][i]}]
+        bodies.append(body)
+    # a third run that claims the keyed name of another spec without its hash
+    mixed = upload_body(seed=12)
+    mixed["model"]["name"] = "m-mixed"
+    mixed["metrics"] = [{"name": "reward[dig]", "value": 0.2, "reward_spec_hash": "0" * 64}]
+    w = {"headers": AUTH}
+    r1, r2, lb_dig, lb_deva, r3, lb_mixed = call(
+        make(db_url),
+        ("POST", "/v1/runs", {**w, "json": bodies[0]}),
+        ("POST", "/v1/runs", {**w, "json": bodies[1]}),
+        ("GET", "/v1/leaderboard", {"params": {"suite": "dig", "metric": "reward[dig]"}}),
+        (
+            "GET",
+            "/v1/leaderboard",
+            {"params": {"suite": "dig", "metric": "reward[deva_detection]"}},
+        ),
+        ("POST", "/v1/runs", {**w, "json": mixed}),
+        ("GET", "/v1/leaderboard", {"params": {"suite": "dig", "metric": "reward[dig]"}}),
+    )
+    assert (r1.status_code, r2.status_code, r3.status_code) == (201, 201, 201)
+    assert [e["model"] for e in lb_dig.json()["entries"]] == ["m-dig"]
+    assert lb_dig.json()["reward_spec"] == "dig"
+    assert [e["model"] for e in lb_deva.json()["entries"]] == ["m-deva_detection"]
+    assert lb_mixed.status_code == 422
+    assert "different reward specs" in lb_mixed.json()["error"]["message"]
