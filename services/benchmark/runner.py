@@ -19,11 +19,8 @@ Orchestration only; every step is a small function:
 from __future__ import annotations
 
 import logging
-import platform
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from schemas.geometry import Frame
@@ -38,17 +35,6 @@ from services.benchmark.scoring import Scorer
 from services.benchmark.store import RunSpec, RunStore
 
 log = logging.getLogger(__name__)
-
-LIB_NAMES = (
-    "perception-rl",
-    "numpy",
-    "scipy",
-    "pycocotools",
-    "faster-coco-eval",
-    "torch",
-    "transformers",
-    "vllm",
-)
 
 
 @dataclass(frozen=True)
@@ -154,23 +140,17 @@ def record_from_row(row: dict[str, Any]) -> EvalRecord:
 
 
 def lib_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in LIB_NAMES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    from services.common.provenance import lib_versions as versions
+
+    return versions()
 
 
 def git_sha() -> str | None:
-    try:
-        res = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
+    """The code revision of this package (not of the caller's directory); see
+    :func:`services.common.provenance.code_revision`."""
+    from services.common.provenance import code_revision
+
+    return code_revision()
 
 
 def run_config(
