@@ -20,6 +20,12 @@ def _store_hint(exc: BaseException) -> str | None:
 
 def hint_for(exc: BaseException) -> str | None:
     """A one-line message for ``exc`` when its own text is not enough, else None."""
+    from clients.errors import APIConnectionError, APIStatusError
+
+    if isinstance(exc, APIConnectionError):
+        return f"{exc} (is the service running? start the stack with `prl up`)"
+    if isinstance(exc, APIStatusError):
+        return " ".join(str(exc).split())
     store = _store_hint(exc)
     if store is not None:
         return store
