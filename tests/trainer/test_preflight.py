@@ -25,14 +25,14 @@ def test_an_empty_or_config_only_dir_is_fine(tmp_path):
 
 def test_a_dir_with_a_run_needs_resume_or_overwrite(tmp_path):
     run = make_run(tmp_path / "r", steps=(2,))
-    with pytest.raises(PreflightError, match="checkpoint-2.*--resume.*--overwrite"):
+    with pytest.raises(PreflightError, match=r"checkpoint-2.*--resume.*--overwrite"):
         check_run_dir(run, resume=False, overwrite=False, max_steps=3)
     check_run_dir(run, resume=True, overwrite=False, max_steps=3)  # 2 < 3: continue
 
 
 def test_resume_of_a_finished_run_says_so(tmp_path):
     run = make_run(tmp_path / "r", steps=(2, 3))
-    with pytest.raises(PreflightError, match="already finished .checkpoint-3, max_steps 3"):
+    with pytest.raises(PreflightError, match=r"already finished .checkpoint-3, max_steps 3"):
         check_run_dir(run, resume=True, overwrite=False, max_steps=3)
     check_run_dir(run, resume=True, overwrite=False, max_steps=5)
 

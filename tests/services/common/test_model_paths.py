@@ -34,7 +34,7 @@ def test_org_name_is_local_when_its_first_part_exists_here(tmp_path, monkeypatch
 
 
 def test_a_directory_needs_a_config_json(tmp_path):
-    with pytest.raises(ModelPathError, match="no config.json"):
+    with pytest.raises(ModelPathError, match=r"no config\.json"):
         check_model_ref(tmp_path)
     (tmp_path / "config.json").write_text("{}")
     check_model_ref(tmp_path)
