@@ -47,7 +47,7 @@ TaskFactory = Callable[..., Task]
 tasks: Registry[TaskFactory] = Registry("task")
 
 
-def get_task(name: str, **options: Any) -> Task:
+def get_task(name: str, /, **options: Any) -> Task:
     """Build the registered task ``name`` with its options (paths, split, frame…).
 
     Options are checked against the task's parameters first

@@ -120,6 +120,7 @@ def prediction_row(
             "frame": frame.model_dump(mode="json"),
             "meta": s.meta,
             "boxes": boxes_to_json(boxes),
+            "images": [str(p) for p in s.images],
         },
     }
 
