@@ -167,14 +167,14 @@ def test_page_and_static_files_are_served(tmp_path):
     page, js, css, charts, openapi = call(
         make(f"sqlite:///{tmp_path / 'p.db'}"),
         ("GET", "/"),
-        ("GET", "/static/app.js"),
+        ("GET", "/static/js/leaderboard.js"),
         ("GET", "/static/style.css"),
-        ("GET", "/static/charts.js"),
+        ("GET", "/static/vendor/uplot/uPlot.iife.min.js"),
         ("GET", "/openapi.json"),
     )
     assert page.status_code == 200 and 'id="leaderboard-table"' in page.text
     assert js.status_code == 200 and "/v1/leaderboard" in js.text
-    assert css.status_code == 200 and charts.status_code == 200
+    assert css.status_code == 200 and charts.status_code == 200 and "uPlot" in charts.text
     paths = openapi.json()["paths"]
     assert {
         "/v1/suites",
@@ -182,6 +182,9 @@ def test_page_and_static_files_are_served(tmp_path):
         "/v1/runs/{run_id}",
         "/v1/leaderboard",
         "/v1/training-jobs/{job_id}/metrics",
+        "/v1/runs/{run_id}/reward",
+        "/v1/runs/{run_id}/samples/{sample_id}",
+        "/v1/run-extras",
     } <= set(paths)
     assert "/" not in paths
 
