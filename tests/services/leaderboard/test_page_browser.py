@@ -89,6 +89,12 @@ def pixels(png: bytes):  # type: ignore[no-untyped-def]
     return Image.open(io.BytesIO(png)).convert("RGB")
 
 
+def ink_fraction(png: bytes) -> float:
+    """Share of pixels that differ from white by more than a little (anti-aliasing aside)."""
+    hist = pixels(png).convert("L").histogram()
+    return sum(hist[:235]) / sum(hist)
+
+
 def count_colour(img, rgb, tol=40) -> int:  # type: ignore[no-untyped-def]
     r0, g0, b0 = rgb
     return sum(
