@@ -26,10 +26,9 @@ def _global_options(
     ),
 ) -> None:
     """perception-rl: rewards, evaluation and GRPO training for VLM perception."""
-    if debug:
-        import os
+    from services.cli.errors import set_debug
 
-        os.environ["PRL_DEBUG"] = "1"
+    set_debug(debug)
 
 
 app.add_typer(serve_app, name="serve")

@@ -16,6 +16,16 @@ from collections.abc import Sequence
 
 import click
 import typer
+import typer.exceptions
+
+# Typer 0.2x vendors its own copy of click: catch both copies' classes.
+try:
+    from typer._click import exceptions as _tclick
+except ImportError:  # a Typer on plain click
+    _tclick = click.exceptions
+EXIT = (click.exceptions.Exit, typer.exceptions.Exit)
+CLICK_ERRORS = (click.ClickException, _tclick.ClickException)
+ABORT = (click.exceptions.Abort, typer.exceptions.Abort)
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, LookupError, OSError)
 """What counts as a user's mistake: bad values and names (``ValueError``, pydantic's
@@ -26,8 +36,16 @@ class CliError(Exception):
     """A mistake the user can fix; ``str(exc)`` says what is wrong and how to fix it."""
 
 
+_debug_flag = False  # set by ``prl --debug`` for the current invocation
+
+
+def set_debug(on: bool) -> None:
+    global _debug_flag
+    _debug_flag = on
+
+
 def debug_enabled() -> bool:
-    return os.environ.get("PRL_DEBUG", "").lower() not in ("", "0", "false", "no")
+    return _debug_flag or os.environ.get("PRL_DEBUG", "").lower() not in ("", "0", "false", "no")
 
 
 def explain(exc: BaseException) -> tuple[str, int]:
@@ -52,14 +70,15 @@ def run(argv: Sequence[str] | None = None, *, prog_name: str = "prl") -> int:
     load_commands()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    set_debug(False)
     try:
         out = command.main(args=args, prog_name=prog_name, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except EXIT as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except CLICK_ERRORS as exc:
         exc.show()
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except ABORT:
         click.echo("aborted", err=True)
         return 1
     except KeyboardInterrupt:
