@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,16 @@ def open_page(browser, server, query="", width=1400):  # type: ignore[no-untyped
     pg.wait_for_selector("body[data-ready=true]", timeout=30_000)
     assert pg.get_attribute("body", "data-error") is None
     return pg
+
+
+def save(pg, name: str) -> None:  # type: ignore[no-untyped-def]
+    """With ``PRL_SCREENSHOTS=DIR``, keep a full-page screenshot for a person to look at."""
+    import os
+
+    out = os.environ.get("PRL_SCREENSHOTS")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(Path(out) / f"{name}.png"), full_page=True)
 
 
 def pixels(png: bytes):  # type: ignore[no-untyped-def]
@@ -203,7 +214,8 @@ def test_filters_and_breakdown_by_stage_and_difference_kind(browser, server, sto
 def test_two_run_comparison_counts_better_and_worse_samples(browser, server, store):
     runs = store[1]["runs"]
     a, b = runs["qwen2vl-dig-grpo"], runs["qwen2vl-base"]
-    pg = open_page(browser, server, f"?run={a}&compare={b}")
+    pg = open_page(browser, server, f"?run={a}&compare={b}&jobs=1,2")
+    save(pg, "page-1400")
     pg.wait_for_function("document.getElementById('compare-summary').textContent.length > 0")
     # hand count from the stored rewards through the API
     ra = {p["sample_id"]: p["reward"] for p in api(pg, server, f"/v1/runs/{a}?limit=500")}
@@ -270,6 +282,7 @@ def test_narrow_screen_has_no_page_overflow(browser, server, store):
     run_id = store[1]["runs"]["qwen2vl-dig-grpo"]
     sample = next(iter(store[1]["task"].samples())).id
     pg = open_page(browser, server, f"?run={run_id}&sample={sample}&jobs=1", width=420)
+    save(pg, "page-420")
     assert pg.evaluate("document.documentElement.scrollWidth") <= 420
     for sel in ("#sample-images canvas", "#curves .panel", "#leaderboard-chart"):
         right = pg.evaluate(
