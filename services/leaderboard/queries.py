@@ -310,6 +310,8 @@ def leaderboard(
             func.count(),
             func.min(hib),
             func.max(hib),
+            func.min(Metric.reward_spec_hash),
+            func.max(Metric.reward_spec_hash),
         )
         .where(*scope)
         .group_by(Metric.model_id)
@@ -318,11 +320,13 @@ def leaderboard(
         raise _no_such_metric(session, s.id, metric)
     higher = metric_direction({bool(d) for g in groups for d in (g[4], g[5])}, metric)
     spec, spec_hash = (None, None)
-    if is_reward_metric(metric):
+    hashes = {h for g in groups for h in (g[6], g[7]) if h is not None}
+    if is_reward_metric(metric) and len(hashes) > 1:
+        # the names for the message (the index covers the hashes, not the names: error path only)
         specs = session.execute(
             select(Metric.reward_spec, Metric.reward_spec_hash).distinct().where(*scope)
         ).all()
-        spec, spec_hash = reward_spec_of({(a, b) for a, b in specs}, metric)
+        reward_spec_of({(a, b) for a, b in specs}, metric)
     best = [(g[0], g[1] if higher else g[2], g[3]) for g in groups]
     n_runs = {model_id: n for model_id, _, n in best}
     # the runs holding each model's best value; a separate query with a literal list keeps
@@ -380,6 +384,9 @@ def leaderboard(
     ]
     for e in entries:
         e.overlaps_best = _ci_overlap(e, entries[0])
+    if is_reward_metric(metric) and hashes:
+        spec_hash = next(iter(hashes))
+        spec = next((e.reward_spec for e in entries if e.reward_spec), None)
     return Leaderboard(
         suite=s.name,
         version=s.version,

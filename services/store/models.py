@@ -165,6 +165,7 @@ class Metric(Base):
             "model_id",
             "value",
             "higher_is_better",
+            "reward_spec_hash",
         ),
     )
 

@@ -61,9 +61,16 @@ def _tables() -> tuple[sa.Table, sa.Table]:
     return metrics, runs
 
 
+LEADERBOARD_INDEX = ["suite_id", "name", "run_completed", "model_id", "value", "higher_is_better"]
+
+
 def upgrade() -> None:
     op.add_column("metrics", sa.Column("reward_spec", sa.String(128), nullable=True))
     op.add_column("metrics", sa.Column("reward_spec_hash", sa.String(64), nullable=True))
+    # the leaderboard's covering index also covers the spec hash, so checking that every
+    # ranked run of a reward metric has one spec costs no table lookups
+    op.drop_index("ix_metrics_leaderboard", table_name="metrics")
+    op.create_index("ix_metrics_leaderboard", "metrics", [*LEADERBOARD_INDEX, "reward_spec_hash"])
     metrics, runs = _tables()
     conn = op.get_bind()
     rows = conn.execute(
@@ -97,6 +104,8 @@ def downgrade() -> None:
                 .where(metrics.c.id == metric_id)
                 .values(name=f"{keyed.group(1)}reward")
             )
+    op.drop_index("ix_metrics_leaderboard", table_name="metrics")
+    op.create_index("ix_metrics_leaderboard", "metrics", LEADERBOARD_INDEX)
     with op.batch_alter_table("metrics") as batch:
         batch.drop_column("reward_spec_hash")
         batch.drop_column("reward_spec")
