@@ -58,3 +58,12 @@ def test_reward_references_are_checked():
         check_reward("dgi")
     with pytest.raises(PreflightError, match="unknown reward component"):
         check_reward({"components": [{"name": "f11"}]})
+
+
+def test_the_trainer_service_validator_refuses_an_unknown_preset():
+    from trainer.jobs.manager import _default_validate
+
+    cfg = {"model": {"tiny": "qwen2vl"}, "task": {"name": "dig", "root": "d"}, "max_steps": 1}
+    _default_validate({**cfg, "reward": {"reward": "dig"}})
+    with pytest.raises(ValueError, match="did you mean 'dig'"):
+        _default_validate({**cfg, "reward": {"reward": "dgi"}})

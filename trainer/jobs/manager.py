@@ -155,9 +155,14 @@ def base_model_name(config: dict[str, Any]) -> str | None:
 
 
 def _default_validate(config: dict[str, Any]) -> dict[str, Any]:
+    """The run config validated, and its reward reference resolved (an unknown preset is a 422
+    at submission, not a failed job after the model has loaded)."""
     from trainer.config import validate_run_config
+    from trainer.preflight import check_reward
 
-    return validate_run_config(config)
+    out = validate_run_config(config)
+    check_reward((out.get("reward") or {}).get("reward", "dig"))
+    return out
 
 
 @dataclass
