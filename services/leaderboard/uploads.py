@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.leaderboard import RunUpload, RunUploadResult
+from services.benchmark.reward_key import key_reward_metrics
 from services.leaderboard.queries import QueryError
 from services.store import repository as repo
 from services.store.db import transaction
@@ -110,7 +111,8 @@ def upload_run(session: Session, body: RunUpload) -> RunUploadResult:
     # The validated fields as they are (plain JSON values; add_predictions copies what it
     # keeps): 100 000 model_dump calls would cost a second.
     added = repo.add_predictions(session, run.id, [vars(p) for p in body.predictions])
-    repo.set_metrics(session, run.id, [m.model_dump() for m in body.metrics])
+    metrics = key_reward_metrics([m.model_dump() for m in body.metrics], body.config.get("reward"))
+    repo.set_metrics(session, run.id, metrics)
     if body.status != "running":
         repo.finish_run(session, run.id, body.status)
     total = session.scalar(
@@ -122,7 +124,7 @@ def upload_run(session: Session, body: RunUpload) -> RunUploadResult:
         created=created,
         predictions_added=added,
         predictions_total=int(total or 0),
-        metrics=len({m.name for m in body.metrics}),
+        metrics=len({m["name"] for m in metrics}),
     )
 
 
