@@ -65,5 +65,6 @@ def test_schemathesis_cli_all_checks_all_phases(service, tmp_path):
             capture_output=True,
             text=True,
             timeout=600,
+            cwd=tmp_path,  # its .schemathesis/ cache stays out of the repository
         )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
