@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -81,4 +82,7 @@ def preflight(cfg: Any, *, resume: bool, overwrite: bool) -> None:
     check_reward(cfg.reward.reward)
     if cfg.model.path:
         check_model_ref(cfg.model.path)
-    check_run_dir(cfg.run_path, resume=resume, overwrite=overwrite, max_steps=cfg.max_steps)
+    # Under torchrun / accelerate every rank runs this; only the main process judges (and may
+    # clear) the run dir, since rank 0 may already be writing into it when another rank looks.
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_run_dir(cfg.run_path, resume=resume, overwrite=overwrite, max_steps=cfg.max_steps)

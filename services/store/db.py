@@ -131,8 +131,7 @@ MIGRATION_LOCK_ID = 0x70726C5F6462  # "prl_db": PostgreSQL advisory lock key
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     """A connection holding an exclusive migration lock, so that several workers starting
     at once (``--workers 4``, replicas) migrate one after the other: a PostgreSQL advisory
-    lock, or an ``flock`` on ``<file>.lock`` next to a SQLite file."""
-    database = engine.url.database or ""
+    lock (SQLite is serialised by :func:`_sqlite_file_lock` around the whole migration)."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
@@ -141,28 +140,43 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
             finally:
                 conn.rollback()
                 conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
-        elif engine.dialect.name == "sqlite" and database not in ("", ":memory:"):
-            import fcntl
-
-            with open(f"{database}.lock", "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                yield conn
-        else:
+        else:  # SQLite: the caller already holds _sqlite_file_lock
             yield conn
+
+
+@contextmanager
+def _sqlite_file_lock(url: str) -> Iterator[None]:
+    """An ``flock`` on ``<file>.lock`` next to a SQLite file, taken *before* the engine is
+    made: :func:`make_engine` switches the file to WAL, which needs the database to itself,
+    and would otherwise race a migration running in another worker."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        yield
+        return
+    import fcntl
+
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _migrate(url: str, revision: str, direction: str) -> None:
     from alembic import command
 
-    engine = make_engine(url)  # also creates the SQLite folder
-    try:
-        with _migration_lock(engine) as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            getattr(command, direction)(cfg, revision)
-            conn.commit()
-    finally:
-        engine.dispose()
+    with _sqlite_file_lock(url):
+        engine = make_engine(url)  # also creates the SQLite folder
+        try:
+            with _migration_lock(engine) as conn:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                getattr(command, direction)(cfg, revision)
+                conn.commit()
+        finally:
+            engine.dispose()
 
 
 def upgrade(url: str, revision: str = "head") -> None:
