@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
@@ -190,6 +191,7 @@ class RemoteReward:
         self.chunk_size = chunk_size
         self.known_components: list[str] = list(components)
         self._preset_components: dict[str, list[str]] | None = None
+        self._all_components: list[str] | None = None
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._pending: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -311,19 +313,33 @@ class RemoteReward:
         for ref in refs:
             if isinstance(ref, str):
                 if self._preset_components is None:
-                    self._preset_components = await self._fetch_presets()
-                names += self._preset_components.get(ref, [])
+                    await self._fetch_catalog()
+                names += (self._preset_components or {}).get(ref, [])
             else:
                 spec = ref if isinstance(ref, RewardSpec) else RewardSpec.model_validate(ref)
                 names += [c.name for c in spec.components]
         self.known_components = list(dict.fromkeys([*self.known_components, *names]))
 
-    async def _fetch_presets(self) -> dict[str, list[str]]:
+    async def _fetch_catalog(self) -> None:
+        """``GET /v1/rewards`` once per process: preset → component names, and every component
+        name. A failed look-up is not cached (the next call tries again)."""
         try:
             catalog = await asyncio.wait_for(self.client().rewards(), min(self.timeout_s, 5.0))
         except (TimeoutError, PRLClientError):
-            return {}
-        return {p.name: [c.name for c in p.spec.components] for p in catalog.presets}
+            return
+        self._preset_components = {
+            p.name: [c.name for c in p.spec.components] for p in catalog.presets
+        }
+        names = [c.name for c in catalog.components]
+        if not names:  # a catalog listing presets only: the components they use
+            names = list(dict.fromkeys(n for ns in self._preset_components.values() for n in ns))
+        self._all_components = names
+
+    async def all_components(self) -> list[str] | None:
+        """Every component name the service registers (cached; None while it cannot be read)."""
+        if self._all_components is None:
+            await self._fetch_catalog()
+        return self._all_components
 
     async def _score_bucket(self, ref, idx, completions, targets) -> list[Outcome]:
         samples = [
@@ -378,6 +394,50 @@ class RemoteReward:
             "prl_fallback": float(outcome.fallback),
             "prl_error": float(outcome.error is not None),
         }
+
+
+class BackgroundLoop:
+    """One event loop in a daemon thread per process, for sync callers that come and go.
+
+    A trainer that calls a sync reward function from fresh threads (OpenRLHF's
+    ``asyncio.to_thread(reward_func, ...)``, EasyR1's Ray actor) would otherwise get a new
+    event loop — and so a new HTTP client, a new connection and new limit/catalog look-ups —
+    on every call. Here every call runs on the same loop, so :class:`RemoteReward` keeps one
+    client, and concurrent calls can share a request (``coalesce_ms``). After ``fork`` the
+    child makes its own loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="prl-reward-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the background loop and wait for its result (from any thread)."""
+        loop = self.loop()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError("BackgroundLoop.run called from its own loop; await instead")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+BACKGROUND = BackgroundLoop()
+"""The process's background loop (see :class:`BackgroundLoop`)."""
 
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
