@@ -65,19 +65,32 @@ def _as_obj(value: Any) -> Any:
 
 def read_frame(value: Any) -> Frame:
     """A :class:`Frame` from a dict / JSON string / model; None or empty → pixel frame."""
-    obj = _as_obj(value)
+    obj = drop_none(_as_obj(value))
     return Frame() if not obj else Frame.model_validate(obj)
+
+
+def drop_none(obj: Any) -> Any:
+    """``obj`` without None-valued keys, in it and in its nested dicts.
+
+    A parquet column of dicts read through ``datasets`` (as verl's ``RLHFDataset`` reads it)
+    gets the union of the keys of all rows, missing ones filled with None
+    (``{"boxes": None, "label": "cat"}``): None means "absent" here.
+    """
+    if isinstance(obj, Mapping):
+        return {k: drop_none(v) for k, v in obj.items() if v is not None}
+    return obj
 
 
 def read_target(value: Any, frame: Any = None, **extra: Any) -> Target | None:
     """Parse a solution or an envelope into a :class:`Target`; None/empty → None (not applicable).
 
     ``frame`` and ``extra`` (``query``, ``image``, ``reward``) fill what the envelope lacks.
-    Malformed values raise ``ValueError`` naming the problem — a broken dataset column is a
-    bug to fix, not a reward of 0.
+    None-valued keys count as absent (:func:`drop_none`). Malformed values raise
+    ``ValueError`` naming the problem — a broken dataset column is a bug to fix, not a
+    reward of 0.
     """
     try:
-        obj = _as_obj(value)
+        obj = drop_none(_as_obj(value))
     except json.JSONDecodeError as exc:
         raise ValueError(f"solution is not valid JSON: {exc}") from exc
     if obj is None or obj == {}:
