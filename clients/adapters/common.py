@@ -202,6 +202,7 @@ class RemoteReward:
         self.fallback_reward = fallback_reward
         self.max_retries = max_retries
         self.chunk_size = chunk_size
+        self.fixed_components: list[str] = list(components)
         self.known_components: list[str] = list(components)
         self._preset_components: dict[str, list[str]] | None = None
         self._all_components: list[str] | None = None
@@ -322,6 +323,8 @@ class RemoteReward:
         ``GET /v1/rewards`` (best effort, bounded by ``min(timeout_s, 5)``), so that even a
         fallback result carries every component key.
         """
+        if not self.fixed_components and self._all_components is None:
+            await self._fetch_catalog()
         names: list[str] = []
         for ref in refs:
             if isinstance(ref, str):
@@ -391,11 +394,23 @@ class RemoteReward:
         )
         return [Outcome(self.fallback_reward, fallback=True, error=what) for _ in range(n)]
 
+    def key_components(self) -> list[str]:
+        """The component keys every flat result carries, the same for every sample.
+
+        ``components`` given at construction, exactly; else every component the service
+        registers (``GET /v1/rewards``, read before the first score); else, while the catalog
+        cannot be read, the names seen so far.
+        """
+        if self.fixed_components:
+            return list(self.fixed_components)
+        if self._all_components is not None:
+            return list(self._all_components)
+        return list(self.known_components)
+
     def components_of(self, outcome: Outcome, fill: float = 0.0) -> dict[str, float]:
-        """Every known component name → value (``fill`` where the outcome lacks it), stable
-        keys for trainers that collect per-key lists (verl, EasyR1)."""
-        names = list(dict.fromkeys([*self.known_components, *outcome.components]))
-        return {n: float(outcome.components.get(n, fill)) for n in names}
+        """:meth:`key_components` → value (``fill`` where the outcome lacks it): stable keys for
+        trainers that collect per-key lists over samples (verl, EasyR1)."""
+        return {n: float(outcome.components.get(n, fill)) for n in self.key_components()}
 
     def flat_result(self, outcome: Outcome, score_key: str) -> dict[str, float]:
         """``{score_key, <components>, "prl_fallback", "prl_error"}`` — numbers only, stable

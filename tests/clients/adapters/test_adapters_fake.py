@@ -145,9 +145,9 @@ def test_verl_compute_score_as_the_naive_manager_and_reward_loop_call_it(fake):
         )
 
     a, b = asyncio.run(run())
-    # keys: the components given, plus the catalog's for the preset (the fake's dig has f1 too)
-    assert a == {"score": 1.0, "format": 1.0, "f1": 0.0, "prl_fallback": 0.0, "prl_error": 0.0}
-    assert b == {"score": 0.0, "format": 0.0, "f1": 0.0, "prl_fallback": 0.0, "prl_error": 0.0}
+    # keys: exactly the components given (the fake's dig also has f1), the same for both
+    assert a == {"score": 1.0, "format": 1.0, "prl_fallback": 0.0, "prl_error": 0.0}
+    assert b == {"score": 0.0, "format": 0.0, "prl_fallback": 0.0, "prl_error": 0.0}
     sent = sorted(json.loads(c["body"])["reward"] for c in fake.state.calls("/v1/score"))
     assert sent == ["dig", "vlmr1_rec"]  # data_source as preset; extra_info overrides
 
