@@ -50,6 +50,7 @@ class Target:
     query: str | None = None
     image: str | None = None
     reward: RewardRef | None = None
+    mask: Any = None  # a PatchMask dict / JSON (DEVA alignment), or None
 
 
 def _as_obj(value: Any) -> Any:
@@ -159,6 +160,7 @@ class Outcome:
     fallback: bool = False
     error: str | None = None
     applicable: bool = True
+    component_errors: dict[str, str] = field(default_factory=dict)
 
 
 def reward_key(reward: RewardRef | Mapping[str, Any]) -> str:
@@ -174,8 +176,11 @@ class RemoteReward:
 
     ``timeout_s`` bounds each scoring call *including* its retries; ``fallback_reward`` is what
     each sample of a failed call gets (``None`` = "not applicable", only where the trainer
-    understands it). The httpx client is created lazily per event loop and per process and is
-    never pickled, so the object can travel to trainer workers (TRL's async GRPO worker, Ray).
+    understands it); ``strict`` raises the failure instead. The httpx client is created lazily
+    per event loop and per process and is never pickled, so the object can travel to trainer
+    workers (TRL's async GRPO worker, Ray); ``transport_factory`` (picklable, e.g. a module
+    function) returns ``(httpx transport, base URL)`` for that client, e.g. an in-process ASGI
+    transport.
     """
 
     def __init__(
@@ -191,6 +196,9 @@ class RemoteReward:
         components: Sequence[str] = (),
         coalesce_ms: float = 0.0,
         coalesce_max: int = 256,
+        strict: bool = False,
+        backoff_s: float | None = None,
+        transport_factory: Any = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
@@ -202,6 +210,7 @@ class RemoteReward:
         self.fallback_reward = fallback_reward
         self.max_retries = max_retries
         self.chunk_size = chunk_size
+        self.strict, self.backoff_s, self.transport_factory = strict, backoff_s, transport_factory
         self.fixed_components: list[str] = list(components)
         self.known_components: list[str] = list(components)
         self._preset_components: dict[str, list[str]] | None = None
@@ -228,12 +237,17 @@ class RemoteReward:
         with self._lock:
             rc = self._clients.get(loop)
             if rc is None:
+                transport, url = None, self.url
+                if self.transport_factory is not None:
+                    transport, url = self.transport_factory()
+                backoff = {} if self.backoff_s is None else {"initial_backoff_s": self.backoff_s}
                 rc = AsyncRewardClient(
-                    self.url,
+                    url,
                     api_key=self.api_key,
                     timeout=self.timeout_s,
-                    retry=RetryPolicy(max_retries=self.max_retries),
+                    retry=RetryPolicy(max_retries=self.max_retries, **backoff),
                     chunk_size=self.chunk_size,
+                    transport=transport,
                 )
                 self._clients[loop] = rc
         return rc
@@ -366,6 +380,7 @@ class RemoteReward:
                 frame=targets[i].frame,
                 query=targets[i].query,
                 image=targets[i].image,
+                mask=_as_obj(targets[i].mask),
             )
             for i in idx
         ]
@@ -374,12 +389,20 @@ class RemoteReward:
                 self.client().score(samples, reward=ref), timeout=self.timeout_s
             )
         except (TimeoutError, PRLClientError) as exc:
+            if self.strict:
+                raise
             return self._fallbacks(len(idx), exc)
         names = [c.name for c in resp.reward.components]
         self.known_components = list(dict.fromkeys([*self.known_components, *names]))
+        by_id = {r.id: r for r in resp.results}  # matched by id, whatever the answer's order
         return [
-            Outcome(r.reward, dict(r.components), error=r.error.code if r.error else None)
-            for r in resp.results
+            Outcome(
+                r.reward,
+                dict(r.components),
+                error=r.error.code if r.error else None,
+                component_errors={n: e.code for n, e in r.component_errors.items()},
+            )
+            for r in (by_id[str(i)] for i in idx)
         ]
 
     def _fallbacks(self, n: int, exc: BaseException) -> list[Outcome]:

@@ -65,7 +65,9 @@ def test_trl_reward_function_contract(fake):
     assert out == [1.0, 0.0, None]  # the third row has no solution: not applicable
     assert rec.extra["prl_fallback"] == [False, False, False]
     assert rec.extra["prl_format"] == [1.0, 0.0, None]
-    assert rec.metrics["prl/format"] == 0.5 and rec.metrics["prl/fallback_fraction"] == 0.0
+    assert (
+        rec.metrics["prl/component/format"] == 0.5 and rec.metrics["prl/fallback_fraction"] == 0.0
+    )
     sent = json.loads(fake.state.calls("/v1/score")[0]["body"])
     assert [s["query"] for s in sent["samples"]] == ["find it", "find it"]
     assert "image" not in sent["samples"][0]
