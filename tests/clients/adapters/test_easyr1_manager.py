@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections import defaultdict
 from functools import partial
@@ -99,3 +100,25 @@ def test_fallback_samples_carry_the_same_keys(fake, file):
     assert metrics["overall"] == [-1.0, -1.0] and [r[-1] for r in reward] == [-1.0, -1.0]
     assert set(metrics) == {"overall", "format", "f1", "prl_fallback", "prl_error"}
     assert metrics["prl_fallback"] == [1.0, 1.0]
+
+
+def test_the_docs_recipe_as_written(fake):
+    """docs/clients.md's EasyR1 config, loaded and run by the reward manager."""
+    import os
+    import subprocess
+
+    import yaml
+
+    from tests.recipes import DOC, recipe
+
+    text = recipe("easyr1")
+    code = re.search(r'PRL_EASYR1_ADAPTER=\$\(python -c "([^"]+)"\)', DOC.read_text()).group(1)
+    path = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    cfg = yaml.safe_load(os.path.expandvars(text.replace("${PRL_EASYR1_ADAPTER}", path)))
+    reward = cfg["worker"]["reward"]
+    kwargs = {**reward["reward_function_kwargs"], "url": fake.url}
+    manager = RewardManager(reward["reward_function"], kwargs)
+    _, metrics = manager.compute_reward([tokens(GOOD)], [json.dumps({"solution": SOL})])
+    assert metrics["overall"] == [1.0] and metrics["prl_fallback"] == [0.0]

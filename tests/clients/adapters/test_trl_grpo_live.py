@@ -85,3 +85,27 @@ def run_grpo(tmp_path, dataset, model_dir, url, stop=lambda: None):
     logs = [h for h in trainer.state.log_history if "prl/fallback_fraction" in h]
     assert len(logs) == 2 and all(h["prl/fallback_fraction"] == 0.0 for h in logs)
     assert any("rewards/prl_dig/mean" in h for h in trainer.state.log_history)
+
+
+def test_the_docs_recipe_as_written(tmp_path):
+    """docs/clients.md's TRL recipe, executed with only its placeholders filled in."""
+    from tasks.dig.generate import generate
+    from tests.recipes import recipe
+    from trainer.tiny import build_tiny_vlm
+
+    generate(tmp_path / "dig", 2, size=(64, 64), progress=False)
+    model_dir = build_tiny_vlm("qwen2vl", tmp_path / "model", seed=0)
+    proc, url = start_service("reward")
+    scope = {
+        "REWARD_URL": url,
+        "MODEL_DIR": str(model_dir),
+        "DIG_ROOT": str(tmp_path / "dig"),
+        "OUT_DIR": str(tmp_path / "out"),
+    }
+    try:
+        exec(recipe("trl"), scope)
+    finally:
+        stop_service(proc)
+    trainer = scope["trainer"]
+    assert trainer.state.global_step == 1
+    assert any("prl/fallback_fraction" in h for h in trainer.state.log_history)
