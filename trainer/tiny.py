@@ -132,8 +132,18 @@ def _image_only(base: type) -> type:
             **kwargs,
         )
 
+    kind = next(k for k, f in FAMILIES.items() if f.processor_cls == base.__name__)
+
+    def save_pretrained(self: Any, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        # saved under the stock class name, so that checkpoints written by a trainer holding
+        # this processor load with stock AutoProcessor / TRL / vLLM like a real Qwen-VL
+        out = base.save_pretrained(self, save_directory, *args, **kwargs)
+        write_stock_processor_config(save_directory, kind)  # type: ignore[arg-type]
+        return out
+
     name = base.__name__.replace("Processor", "ImageOnlyProcessor")
-    return type(name, (base,), {"__init__": __init__, "__module__": __name__})
+    members = {"__init__": __init__, "save_pretrained": save_pretrained, "__module__": __name__}
+    return type(name, (base,), members)
 
 
 def _torchvision_usable() -> bool:
@@ -265,8 +275,7 @@ def build_tiny_vlm(
         temperature=1.0,
     )
     model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_stock_processor_config(out, kind)
+    processor.save_pretrained(out)  # names the stock processor (write_stock_processor_config)
     return out
 
 

@@ -108,6 +108,9 @@ def test_checkpoint_names_the_stock_processor_as_a_real_qwen_vl_does(
     else:
         assert type(AutoProcessor.from_pretrained(str(out))).__name__ == stock
     proc = load_processor(out)  # the project's loader works either way
+    proc.save_pretrained(tmp_path / "again")  # as a trainer saves its checkpoint
+    again = json.loads((tmp_path / "again" / "processor_config.json").read_text())
+    assert again["processor_class"] == stock
     enc = proc(
         text=["<|vision_start|><|image_pad|><|vision_end|>x"], images=[Image.new("RGB", (64, 64))]
     )
