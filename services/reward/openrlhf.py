@@ -22,6 +22,7 @@ keys: every registered component (0.0 where the sample's reward lacks it) and ``
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -40,8 +41,10 @@ from schemas.reward import (
 )
 from services.reward.limits import check_samples
 from services.reward.scoring import ScoringContext, ascore_samples, components
-from services.reward.scoring.spec import SpecError
+from services.reward.scoring.spec import SpecError, compiled
 from services.reward.settings import RewardSettings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LabelError", "log_keys", "parse_label", "response", "score", "split_response"]
 
@@ -81,6 +84,9 @@ def parse_label(raw: Any, i: int) -> Label:
 
 
 def _invalid(i: int, message: str, s: RewardSettings) -> SampleResult:
+    log.warning(
+        "/get_reward: %s (the sample gets reward %s)", message, s.openrlhf_invalid_label_reward
+    )
     return SampleResult(
         id=str(i),
         reward=s.openrlhf_invalid_label_reward,
@@ -106,6 +112,7 @@ async def score(
     out: list[SampleResult | None] = [None] * n
     by_reward: dict[str, list[tuple[int, Sample]]] = {}
     refs: dict[str, RewardRef] = {}
+    bad_refs: dict[str, str] = {}  # reward key → why its spec does not compile
     for i, (q, p, raw) in enumerate(zip(req.query, req.prompts, req.labels, strict=True)):
         try:
             label = parse_label(raw, i)
@@ -114,6 +121,14 @@ async def score(
             continue
         ref = label.reward if label.reward is not None else s.openrlhf_reward
         key = ref if isinstance(ref, str) else ref.model_dump_json()
+        if key not in refs and key not in bad_refs and label.reward is not None:
+            try:  # memoised: scoring below reuses the compiled spec
+                compiled(label.reward)
+            except SpecError as exc:
+                bad_refs[key] = str(exc)
+        if key in bad_refs:
+            out[i] = _invalid(i, f"labels[{i}].reward: {bad_refs[key]}", s)
+            continue
         refs[key] = ref
         sample = Sample(
             id=str(i), completion=split_response(q, p), solution=label.solution, frame=label.frame
