@@ -235,6 +235,8 @@ class TRLRewardFunction:
         p = self.metric_prefix
         log_metric(f"{p}/fallback_fraction", sum(o.fallback for o in applicable) / len(applicable))
         real = [(o, g) for o, g in scored if not o.fallback]
+        if not real:  # every call fell back: nothing was scored to summarise
+            return
         results = [
             {
                 "reward": o.reward,
