@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import clients.adapters as adapters_pkg
 from clients.adapters import verl as verl_adapter
@@ -318,3 +320,25 @@ def test_completion_and_prompt_text():
         prompt_query([{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]) == "q"
     )
     assert prompt_query(5) is None
+
+
+_plain = st.text(
+    st.characters(blacklist_characters="<>|", blacklist_categories=("Cs",)), max_size=30
+)
+
+
+@given(
+    before=_plain,
+    after=_plain,
+    response=_plain,
+    pads=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    ends=st.integers(0, 2),
+)
+def test_split_recovers_the_response_of_an_expanded_vlm_query(before, after, response, pads, ends):
+    """However many vision tokens each <|image_pad|> became, the response comes back."""
+    images = "".join(f"<|vision_start|><|image_pad|><|vision_end|>{before}" for _ in pads)
+    expanded = "".join(f"<|vision_start|>{'<|image_pad|>' * n}<|vision_end|>{before}" for n in pads)
+    head = "<|im_start|>user\n"
+    tail = f"{after}<|im_end|>\n<|im_start|>assistant\n"
+    prompt, query = head + images + tail, head + expanded + tail + response + "<|im_end|>" * ends
+    assert split_response(query, prompt) == response.rstrip()
