@@ -342,3 +342,27 @@ def test_split_recovers_the_response_of_an_expanded_vlm_query(before, after, res
     tail = f"{after}<|im_end|>\n<|im_start|>assistant\n"
     prompt, query = head + images + tail, head + expanded + tail + response + "<|im_end|>" * ends
     assert split_response(query, prompt) == response.rstrip()
+
+
+def test_openrlhf_reward_file_looks_things_up_once_per_process(fake, monkeypatch):
+    """OpenRLHF calls the file from a new worker thread per sample: one catalog and one limits
+    look-up for all of them, and concurrent calls share /v1/score requests."""
+    monkeypatch.setenv("PRL_REWARD_URL", fake.url)
+    monkeypatch.setenv("PRL_REWARD_TIMEOUT_S", "59")  # a RemoteReward of this test's own
+    from clients.adapters import openrlhf
+
+    prompt = "<|im_start|>user\nfind<|im_end|>\n<|im_start|>assistant\n"
+
+    async def executor():
+        return await asyncio.gather(
+            *(
+                asyncio.to_thread(openrlhf.reward_func, [prompt + GOOD], [prompt], [SOL])
+                for _ in range(24)
+            )
+        )
+
+    outs = asyncio.run(executor())
+    assert all(o["rewards"] == [1.0] for o in outs)
+    assert len(fake.state.calls("/v1/rewards")) == 1
+    assert len(fake.state.calls("/v1/limits")) <= 1
+    assert 1 <= len(fake.state.calls("/v1/score")) < 24  # coalesced
