@@ -217,11 +217,12 @@ class RemoteReward:
         self._all_components: list[str] | None = None
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._pending: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._catalog_tasks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_clients", "_pending", "_lock"):
+        for name in ("_clients", "_pending", "_lock", "_catalog_tasks"):
             state.pop(name)
         return state
 
@@ -229,6 +230,7 @@ class RemoteReward:
         self.__dict__.update(state)
         self._clients = weakref.WeakKeyDictionary()
         self._pending = weakref.WeakKeyDictionary()
+        self._catalog_tasks = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def client(self) -> AsyncRewardClient:
@@ -352,7 +354,16 @@ class RemoteReward:
 
     async def _fetch_catalog(self) -> None:
         """``GET /v1/rewards`` once per process: preset → component names, and every component
-        name. A failed look-up is not cached (the next call tries again)."""
+        name. Concurrent callers share one in-flight look-up; a failed one is not cached (the
+        next call tries again)."""
+        loop = asyncio.get_running_loop()
+        task = self._catalog_tasks.get(loop)
+        if task is None or task.done():
+            task = loop.create_task(self._load_catalog())
+            self._catalog_tasks[loop] = task
+        await asyncio.shield(task)
+
+    async def _load_catalog(self) -> None:
         try:
             catalog = await asyncio.wait_for(self.client().rewards(), min(self.timeout_s, 5.0))
         except (TimeoutError, PRLClientError):
