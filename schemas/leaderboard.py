@@ -48,6 +48,10 @@ class MetricView(BaseModel):
     ci_low: float | None = None
     ci_high: float | None = None
     n: int | None = None
+    reward_spec: str | None = Field(
+        None, description="for a mean-reward metric: the reward spec it averages (preset name)"
+    )
+    reward_spec_hash: str | None = Field(None, description="sha256 of the resolved reward spec")
 
 
 class RunSummary(BaseModel):
@@ -107,6 +111,10 @@ class LeaderboardEntry(BaseModel):
     seed: int | None = None
     git_sha: str | None = None
     finished_at: datetime | None = None
+    reward_spec: str | None = Field(
+        None, description="for a mean-reward metric: the reward spec it averages (preset name)"
+    )
+    reward_spec_hash: str | None = Field(None, description="sha256 of the resolved reward spec")
 
 
 class Leaderboard(BaseModel):
@@ -115,6 +123,10 @@ class Leaderboard(BaseModel):
     content_hash: str
     metric: str
     higher_is_better: bool
+    reward_spec: str | None = Field(
+        None, description="the one reward spec every ranked run was scored with (reward metrics)"
+    )
+    reward_spec_hash: str | None = None
     entries: list[LeaderboardEntry]
 
 
@@ -180,6 +192,14 @@ class MetricIn(BaseModel):
     ci_low: float | None = Field(None, allow_inf_nan=False)
     ci_high: float | None = Field(None, allow_inf_nan=False)
     n: int | None = Field(None, ge=0, le=INT32_MAX)
+    reward_spec: str | None = Field(
+        None,
+        max_length=128,
+        pattern=NO_NUL,
+        description="mean-reward metrics: the reward spec's name (default: from the name "
+        "``reward[<spec>]`` or the run config's ``reward``)",
+    )
+    reward_spec_hash: str | None = Field(None, max_length=64, pattern=NO_NUL)
 
 
 class RunUpload(BaseModel):
@@ -211,3 +231,57 @@ class RunUploadResult(BaseModel):
     predictions_added: int
     predictions_total: int
     metrics: int
+
+
+class ComponentRange(BaseModel):
+    name: str
+    weight: float
+    lo: float = Field(description="declared lower end of the component's range")
+    hi: float = Field(description="declared upper end; scaled value = (v - lo) / (hi - lo)")
+
+
+class RewardBreakdown(BaseModel):
+    """A run's reward spec resolved: how its per-sample reward is built from components."""
+
+    name: str
+    hash: str
+    aggregate: str
+    aggregate_params: dict[str, Any] = Field(default_factory=dict)
+    components: list[ComponentRange]
+
+
+class BoxPair(BaseModel):
+    pred: int = Field(description="index into pred_boxes")
+    gt: int = Field(description="index into gt_boxes")
+    iou: float
+    tp: bool = Field(description="IoU >= 0.5 (a true positive)")
+
+
+class SampleDetail(BaseModel):
+    """One sample of a run with its boxes (original-image pixels) and the matched pairs."""
+
+    sample_id: str
+    prediction: str | None = None
+    reward: float | None = None
+    components: dict[str, float | None] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    image_size: list[float] | None = None
+    gt_boxes: list[list[float]] = Field(default_factory=list)
+    pred_boxes: list[list[float]] = Field(default_factory=list)
+    pairs: list[BoxPair] = Field(default_factory=list)
+    n_images: int = 0
+
+
+class RunExtras(BaseModel):
+    run_id: int
+    metrics: list[MetricView] = Field(default_factory=list)
+    reward_spec: str | None = None
+    reward_spec_hash: str | None = None
+    training_job_id: int | None = Field(
+        None, description="the training job whose run_dir holds the evaluated checkpoint"
+    )
+
+
+class RunExtrasList(BaseModel):
+    runs: list[RunExtras]

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.leaderboard import RunUpload, RunUploadResult
+from services.benchmark.reward_key import key_reward_metrics
 from services.leaderboard.queries import QueryError
 from services.store import repository as repo
 from services.store.db import transaction
@@ -90,7 +91,8 @@ def upload_run(session: Session, body: RunUpload) -> RunUploadResult:
         source="remote",
     )
     added = repo.add_predictions(session, run.id, [p.model_dump() for p in body.predictions])
-    repo.set_metrics(session, run.id, [m.model_dump() for m in body.metrics])
+    metrics = key_reward_metrics([m.model_dump() for m in body.metrics], body.config.get("reward"))
+    repo.set_metrics(session, run.id, metrics)
     if body.status != "running":
         repo.finish_run(session, run.id, body.status)
     total = session.scalar(
@@ -102,7 +104,7 @@ def upload_run(session: Session, body: RunUpload) -> RunUploadResult:
         created=not existed,
         predictions_added=added,
         predictions_total=int(total or 0),
-        metrics=len({m.name for m in body.metrics}),
+        metrics=len({m["name"] for m in metrics}),
     )
 
 

@@ -41,7 +41,17 @@ log = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 PREDICTION_FIELDS = ("sample_id", "prediction", "reward", "components", "error", "extra")
-METRIC_FIELDS = ("name", "value", "higher_is_better", "stderr", "ci_low", "ci_high", "n")
+METRIC_FIELDS = (
+    "name",
+    "value",
+    "higher_is_better",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "n",
+    "reward_spec",
+    "reward_spec_hash",
+)
 _INT32_MAX = 2**31 - 1  # INTEGER columns on PostgreSQL
 _CHUNK = 500  # rows per INSERT (SQLite allows 32766 bound parameters per statement)
 
@@ -362,6 +372,10 @@ def _metric_row(run: Run, m: Mapping[str, Any], now: Any) -> dict[str, Any]:
         "ci_low": _finite_or_none(m.get("ci_low")),
         "ci_high": _finite_or_none(m.get("ci_high")),
         "n": None if m.get("n") is None else int(m["n"]),
+        "reward_spec": None if m.get("reward_spec") is None else str(m["reward_spec"]),
+        "reward_spec_hash": None
+        if m.get("reward_spec_hash") is None
+        else str(m["reward_spec_hash"]),
         "created_at": now,
     }
 
