@@ -7,12 +7,16 @@ Nothing is downloaded. The pieces (see shared/research/D_cpu_stack.md §2):
   and the tool-call tags as ordinary added tokens. Every UTF-8 string round-trips.
 * chat template: the Qwen2.5-VL template shipped inside the installed ``trl`` wheel
   (``trl/chat_templates/qwen2_5_vl.jinja``), which is also the Qwen2-VL-Instruct template.
-* processor: an *image-only* subclass of ``Qwen2VLProcessor`` / ``Qwen2_5_VLProcessor``. In
-  transformers 5.x each Qwen-VL processor carries a video sub-processor that needs torchvision,
-  which cannot be installed beside the CPU torch. ``ProcessorMixin`` derives its sub-processors
-  from the ``__init__`` signature, so a subclass whose ``__init__`` lacks ``video_processor`` is
-  image-only. It is registered with ``AutoProcessor`` by :func:`ensure_processor_support`;
-  without that registration ``AutoProcessor`` silently returns a bare tokenizer.
+* processor: saved as the stock ``Qwen2VLProcessor`` / ``Qwen2_5_VLProcessor`` with the stock
+  ``Qwen2VLVideoProcessor`` config nested in ``processor_config.json``, as a real checkpoint
+  is, so ``AutoProcessor``, TRL's ``GRPOTrainer(model=PATH)`` and vLLM load it as they load a
+  real Qwen2-VL (:func:`write_stock_processor_config`). In transformers 5.x that video
+  sub-processor needs torchvision, which cannot be installed beside the CPU torch; there
+  ``AutoProcessor`` raises ``ImportError`` for a real checkpoint and a tiny one alike, and
+  :func:`load_processor` uses an *image-only* subclass instead (``ProcessorMixin`` derives its
+  sub-processors from the ``__init__`` signature, so a subclass whose ``__init__`` lacks
+  ``video_processor`` is image-only). Checkpoints written before this named that subclass;
+  :func:`ensure_processor_support` registers it with ``AutoProcessor`` for them.
 * model: hidden size 64, 2 layers; vision tower depth 2, width 32. A 64×64 image is a 4×4 patch
   grid, i.e. 4 image tokens after the 2×2 merge.
 
@@ -128,8 +132,18 @@ def _image_only(base: type) -> type:
             **kwargs,
         )
 
+    kind = next(k for k, f in FAMILIES.items() if f.processor_cls == base.__name__)
+
+    def save_pretrained(self: Any, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        # saved under the stock class name, so that checkpoints written by a trainer holding
+        # this processor load with stock AutoProcessor / TRL / vLLM like a real Qwen-VL
+        out = base.save_pretrained(self, save_directory, *args, **kwargs)
+        write_stock_processor_config(save_directory, kind)  # type: ignore[arg-type]
+        return out
+
     name = base.__name__.replace("Processor", "ImageOnlyProcessor")
-    return type(name, (base,), {"__init__": __init__, "__module__": __name__})
+    members = {"__init__": __init__, "save_pretrained": save_pretrained, "__module__": __name__}
+    return type(name, (base,), members)
 
 
 def _torchvision_usable() -> bool:
@@ -261,8 +275,28 @@ def build_tiny_vlm(
         temperature=1.0,
     )
     model.save_pretrained(out)
-    processor.save_pretrained(out)
+    processor.save_pretrained(out)  # names the stock processor (write_stock_processor_config)
     return out
+
+
+def write_stock_processor_config(out: Path | str, kind: Kind) -> None:
+    """Make ``out/processor_config.json`` name the stock processor of ``kind``, with the stock
+    ``Qwen2VLVideoProcessor`` (both families use it) configured like the image processor.
+
+    The image-only processor saves itself under its own class name, which stock
+    ``AutoProcessor`` does not know: it then returns a bare tokenizer, and TRL's first VLM batch
+    fails with ``KeyError: 'pixel_values'``.
+    """
+    path = Path(out) / "processor_config.json"
+    config = json.loads(path.read_text())
+    image = config["image_processor"]
+    keep = ("patch_size", "temporal_patch_size", "merge_size", "size", "image_mean", "image_std")
+    config["processor_class"] = FAMILIES[kind].processor_cls
+    config["video_processor"] = {
+        "video_processor_type": "Qwen2VLVideoProcessor",
+        **{k: image[k] for k in keep if k in image},
+    }
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load_processor(path: Path | str) -> Any:

@@ -21,7 +21,6 @@ from services.common.app import ReadyCheck, create_service_app
 from services.common.openapi import name_choices
 from services.reward.api import router
 from services.reward.limits import LimitExceeded
-from services.reward.openrlhf import LabelError
 from services.reward.scoring import ScoringContext, components
 from services.reward.scoring.base import advantages, aggregators, presets
 from services.reward.scoring.spec import SpecError
@@ -92,10 +91,6 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     @app.exception_handler(SpecError)
     async def _spec(request: Request, exc: SpecError) -> JSONResponse:
         return _error(request, 422, "invalid_reward", str(exc))
-
-    @app.exception_handler(LabelError)
-    async def _label(request: Request, exc: LabelError) -> JSONResponse:
-        return _error(request, 422, "invalid_label", str(exc))
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONResponse:
