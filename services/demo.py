@@ -329,6 +329,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         bar.set_postfix_str("grpo + deva")
         grpo_cfg = training_config(cfg, train_root, urls["reward"], sft_dir / "final")
         result.jobs["grpo"] = train(cfg, urls["trainer"], grpo_cfg, name="demo-grpo-deva")
+        result.jobs["grpo"]["config"] = grpo_cfg
         grpo_dir = cfg.workdir / "runs" / f"job-{result.jobs['grpo']['id']}"
         done("grpo")
         bar.set_postfix_str("bench")

@@ -94,6 +94,7 @@ class ToySetting:
     image_size: int = 112
     objects: tuple[int, int] = (1, 2)
     stage: str = "single"
+    ground: str = "position"
     n_train: int = 1600
     n_eval: int = 100
     data_seed: int = 0
@@ -136,7 +137,14 @@ class ToySetting:
         ):
             if not (Path(root) / "manifest.jsonl").exists():
                 generate(
-                    root, n, split=self.stage, size=size, seed=seed, progress=False, scene=scene
+                    root,
+                    n,
+                    split=self.stage,
+                    size=size,
+                    seed=seed,
+                    progress=False,
+                    scene=scene,
+                    renderer_options={"ground": self.ground},
                 )
 
     def model_source(self) -> dict[str, Any]:
