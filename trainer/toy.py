@@ -43,17 +43,28 @@ DIG_REWARDS: dict[str, dict[str, Any]] = {
 }
 
 ALIGNED_MEAN = {
-    "components": [{"name": "format"}, {"name": "f1"}, {"name": "miou"}, {"name": "alignment"}],
+    "components": [
+        {"name": "format"},
+        {"name": "f1"},
+        {"name": "miou"},
+        {"name": "alignment", "weight": 0.25},
+    ],
     "aggregate": {"method": "weighted"},
 }
 """DiG's components plus DEVA's alignment reward, each scaled to [0, 1] by its range, averaged
 (arithmetic: the step before DEVA's harmonic aggregation)."""
 
 DEVA_DIG_REWARD = {
-    "components": [{"name": "format"}, {"name": "f1"}, {"name": "miou"}, {"name": "alignment"}],
+    "components": [
+        {"name": "format"},
+        {"name": "f1"},
+        {"name": "miou"},
+        {"name": "alignment", "weight": 0.25},
+    ],
     "aggregate": {"method": "harmonic"},
 }
-"""DEVA on DiG: format, F1 and mIoU with the hypervolume alignment reward, harmonic mean."""
+"""DEVA on DiG: format, F1 and mIoU with the hypervolume alignment reward (weight 1/4, its
+floor scaled to half credit, as in the ``deva_*`` presets), harmonic mean."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,7 @@ class ToySetting:
             "max_pixels": 112 * 112,
         }
     )
-    sft_steps: int = 400
+    sft_steps: int = 250
     sft_lr: float = 2e-3
     sft_batch: int = 8
     grpo_steps: int = 60
@@ -116,8 +127,8 @@ class ToySetting:
     num_generations: int = 8
     prompts_per_step: int = 2
     temperature: float = 1.0
-    max_completion_length: int = 112
-    eval_max_new_tokens: int = 128
+    max_completion_length: int = 176
+    eval_max_new_tokens: int = 192
     seed: int = 0
 
     @property

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -155,7 +156,11 @@ def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
             continue
         for j, comp, params in sync:
             try:
-                row[j] = comp.score(item, params)  # type: ignore[misc]
+                value = comp.score(item, params)  # type: ignore[misc]
+                if not math.isfinite(value):
+                    comp_errors[i][comp.name] = _non_finite(comp.name, value)
+                    continue
+                row[j] = value
                 got[j] = True
             except Exception as exc:  # a bug in one component must not fail the batch
                 log.exception("component %s failed", comp.name)
@@ -170,6 +175,11 @@ def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
         errors,
         comp_errors,
     )
+
+
+def _non_finite(name: str, value: float) -> ErrorInfo:
+    """A component value that overflowed (or is NaN): that sample's value is missing."""
+    return ErrorInfo(code="non_finite", message=f"component {name} gave {value} (overflow)")
 
 
 async def _batch_values(
@@ -192,6 +202,8 @@ async def _batch_values(
         for i, v in zip(ok, got, strict=True):
             if isinstance(v, ErrorInfo):
                 out.component_errors[i][comp.name] = v
+            elif not math.isfinite(v):
+                out.component_errors[i][comp.name] = _non_finite(comp.name, v)
             else:
                 out.values[i, j] = v
                 out.present[i, j] = True
