@@ -223,7 +223,7 @@ class SyncAPIClient(_ClientCore):
         content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send with retries; return the 2xx response or raise the last typed error."""
         request_id = new_request_id()
@@ -367,7 +367,7 @@ class AsyncAPIClient(_ClientCore):
         content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send with retries; return the 2xx response or raise the last typed error."""
         request_id = new_request_id()

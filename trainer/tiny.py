@@ -316,9 +316,15 @@ def load_processor(path: Path | str) -> Any:
 
 
 def load_vlm(path: Path | str, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, processor) from a checkpoint dir through the real ``from_pretrained`` path."""
+    """(model, processor) from a checkpoint dir through the real ``from_pretrained`` path.
+
+    A local-looking path that does not exist raises ``ModelPathError`` at once
+    (:func:`services.common.model_paths.check_model_ref`) instead of becoming a hub lookup."""
     from transformers import AutoModelForImageTextToText
 
+    from services.common.model_paths import check_model_ref
+
+    check_model_ref(path)
     processor = load_processor(path)
     kwargs = {"dtype": dtype} if dtype is not None else {}
     model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)

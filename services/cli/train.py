@@ -19,6 +19,9 @@ from services.cli.base import app
 def train(
     config: Path = typer.Option(..., exists=True, dir_okay=False, help="run config (YAML)"),
     resume: bool = typer.Option(False, help="continue from the newest checkpoint in run_dir"),
+    overwrite: bool = typer.Option(
+        False, help="discard the run already in run_dir (metrics.jsonl, checkpoints/)"
+    ),
     run_dir: Path | None = typer.Option(
         None, "--run-dir", "--output-dir", help="override the config's run_dir"
     ),
@@ -34,10 +37,8 @@ def train(
     """Train with TRL's GRPOTrainer plus DEVA/PGPO terms (or DPO); metrics in <run_dir>."""
     import logging
 
-    from pydantic import ValidationError
-
     from trainer.config import load_config
-    from trainer.train import run
+    from trainer.preflight import preflight
 
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -48,12 +49,12 @@ def train(
         overrides["max_steps"] = max_steps
     if method is not None:
         overrides["method"] = method
-    try:
-        cfg = load_config(config, overrides)
-        if rollouts is not None:
-            dpo = cfg.dpo.model_copy(update={"rollouts": str(rollouts.resolve())})
-            cfg = cfg.model_copy(update={"dpo": dpo})
-    except ValidationError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    cfg = load_config(config, overrides)  # a ValidationError is one line at the CLI boundary
+    if rollouts is not None:
+        dpo = cfg.dpo.model_copy(update={"rollouts": str(rollouts.resolve())})
+        cfg = cfg.model_copy(update={"dpo": dpo})
+    preflight(cfg, resume=resume, overwrite=overwrite)
+    from trainer.train import run
+
     result = run(cfg, resume=resume)
     typer.echo(f"{result.run_dir} step={result.global_step}")
