@@ -2,7 +2,8 @@
 
 * the reward reference resolves (a typo such as ``reward.reward: dgi`` is refused here with
   "did you mean 'dig'?", not after the first rollout);
-* a ``model.path`` exists as a checkpoint directory (never a hub lookup);
+* a ``model.path`` exists as a checkpoint directory (never a hub lookup), and so does
+  ``init_from`` (or its ``final/``);
 * the run directory: a directory that already holds training output (``metrics.jsonl`` or a
   ``checkpoints/checkpoint-<step>``) is continued only with ``--resume`` and restarted only
   with ``--overwrite``; ``--resume`` of a run whose newest checkpoint is at ``max_steps``
@@ -81,4 +82,11 @@ def preflight(cfg: Any, *, resume: bool, overwrite: bool) -> None:
     check_reward(cfg.reward.reward)
     if cfg.model.path:
         check_model_ref(cfg.model.path)
+    if getattr(cfg, "init_from", None):
+        from trainer.train import init_checkpoint
+
+        try:
+            init_checkpoint(cfg.init_from)
+        except FileNotFoundError as exc:
+            raise PreflightError(str(exc)) from None
     check_run_dir(cfg.run_path, resume=resume, overwrite=overwrite, max_steps=cfg.max_steps)

@@ -160,3 +160,13 @@ def test_sft_run_lowers_the_loss_and_saves_a_checkpoint_grpo_can_start_from(dig_
         }
     )
     assert model_path(grpo) == tmp_path / "sft" / "final"
+
+
+def test_preflight_refuses_a_missing_init_from(tmp_path) -> None:
+    from trainer.preflight import PreflightError, preflight
+
+    cfg = TrainConfig.model_validate(
+        _cfg(run_dir=str(tmp_path / "run"), init_from=str(tmp_path / "nothing"))
+    )
+    with pytest.raises(PreflightError, match="init_from"):
+        preflight(cfg, resume=False, overwrite=False)
