@@ -9,14 +9,16 @@ Why these choices (the experiments are in docs/training.md):
 * **data**: DiG raster pairs at 112×112 with 1–2 large objects and exactly one difference
   (the ``single`` curriculum stage). At patch 14 an image is an 8×8 patch grid, 16 tokens after
   the 2×2 merge; an object covers about a quarter of the width, so a difference is visible
-  in one or two tokens.
+  in one or two tokens. The raster ``position`` ground puts each pixel's place into its
+  colour (a fresh Qwen2-VL has rotary positions only, so its features carry none).
 * **prompt**: the DiG task's ``prompt="short"`` variant. The tiny tokenizer is byte-level, so
   the full instructions cost ~1000 tokens per sample; the short one ~100.
 * **coordinates**: integer pixels of the 112×112 image, 1–3 digit numbers (one token each).
 * **model**: a Qwen2-VL built from config (hidden 128, 4 layers, ViT width 64), saved with
   ``save_pretrained`` and loaded back through the real path.
-* **SFT** on gold completions teaches the format and a first localisation; **GRPO** then
-  samples groups of 8 at temperature 1 and is rewarded by the reward service over HTTP.
+* **SFT** on gold completions teaches the format; **GRPO** then samples groups of 8 at
+  temperature 1 and is rewarded by the reward service over HTTP. Measured: at this scale the
+  model learns the format but not yet the localisation (docs/training.md).
 """
 
 from __future__ import annotations
