@@ -2,7 +2,8 @@
 
 * the reward reference resolves (a typo such as ``reward.reward: dgi`` is refused here with
   "did you mean 'dig'?", not after the first rollout);
-* a ``model.path`` exists as a checkpoint directory (never a hub lookup);
+* a ``model.path`` exists as a checkpoint directory (never a hub lookup), and so does
+  ``init_from`` (or its ``final/``);
 * the run directory: a directory that already holds training output (``metrics.jsonl`` or a
   ``checkpoints/checkpoint-<step>``) is continued only with ``--resume`` and restarted only
   with ``--overwrite``; ``--resume`` of a run whose newest checkpoint is at ``max_steps``
@@ -82,6 +83,13 @@ def preflight(cfg: Any, *, resume: bool, overwrite: bool) -> None:
     check_reward(cfg.reward.reward)
     if cfg.model.path:
         check_model_ref(cfg.model.path)
+    if getattr(cfg, "init_from", None):
+        from trainer.train import init_checkpoint
+
+        try:
+            init_checkpoint(cfg.init_from)
+        except FileNotFoundError as exc:
+            raise PreflightError(str(exc)) from None
     # Under torchrun / accelerate every rank runs this; only the main process judges (and may
     # clear) the run dir, since rank 0 may already be writing into it when another rank looks.
     if int(os.environ.get("RANK", "0")) == 0:

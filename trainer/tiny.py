@@ -177,8 +177,9 @@ def ensure_processor_support() -> None:
         image_only_processors()
 
 
-def build_processor(kind: Kind) -> Any:
-    """Image-only processor: PIL image processor (64×64 max) + :func:`build_tokenizer`."""
+def build_processor(kind: Kind, max_pixels: int = 64 * 64) -> Any:
+    """Image-only processor: PIL image processor (``max_pixels``, 64×64 by default) +
+    :func:`build_tokenizer`."""
     from transformers import Qwen2VLImageProcessorPil
 
     fam = FAMILIES[kind]
@@ -187,14 +188,23 @@ def build_processor(kind: Kind) -> Any:
         patch_size=patch,
         merge_size=2,
         temporal_patch_size=2,
-        size={"shortest_edge": (2 * patch) ** 2, "longest_edge": 64 * 64},
+        size={"shortest_edge": (2 * patch) ** 2, "longest_edge": max_pixels},
     )
     tok = build_tokenizer()
     cls = image_only_processors()[fam.model_type]
     return cls(image_processor=image_processor, tokenizer=tok, chat_template=tok.chat_template)
 
 
-def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads: int = 4) -> Any:
+def build_config(
+    kind: Kind,
+    tok: Any,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    *,
+    vision_width: int = 32,
+    vision_depth: int = 2,
+) -> Any:
     """Model config whose special-token ids match ``tok``; mrope sections sum to head_dim/2."""
     import transformers
 
@@ -216,7 +226,7 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
         "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "mrope_section": mrope},
     }
     common = {
-        "depth": 2,
+        "depth": vision_depth,
         "num_heads": 2,
         "patch_size": fam.patch_size,
         "spatial_merge_size": 2,
@@ -225,14 +235,14 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
     if kind == "qwen25vl":
         vision = {
             **common,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": vision_width,
+            "intermediate_size": 2 * vision_width,
             "out_hidden_size": hidden,
             "window_size": 56,
             "fullatt_block_indexes": [1],
         }
     else:  # Qwen2-VL: embed_dim is the ViT width, hidden_size the LLM width it projects to
-        vision = {**common, "embed_dim": 32, "hidden_size": hidden, "mlp_ratio": 2}
+        vision = {**common, "embed_dim": vision_width, "hidden_size": hidden, "mlp_ratio": 2}
     return getattr(transformers, fam.config_cls)(
         text_config=text,
         vision_config=vision,
@@ -245,12 +255,23 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
 
 
 def build_tiny_vlm(
-    kind: Kind, out: Path | str, seed: int = 0, *, hidden: int = 64, layers: int = 2, heads: int = 4
+    kind: Kind,
+    out: Path | str,
+    seed: int = 0,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    vision_width: int = 32,
+    vision_depth: int = 2,
+    max_pixels: int = 64 * 64,
 ) -> Path:
     """Build a tiny random ``kind`` model + processor and ``save_pretrained`` both into ``out``.
 
-    ``hidden``/``heads`` set the text model's width and heads (vLLM's CPU attention needs a head
-    dimension of at least 32, e.g. ``hidden=128, heads=4``).
+    ``hidden``/``layers``/``heads`` set the text model (vLLM's CPU attention needs a head
+    dimension of at least 32, e.g. ``hidden=128, heads=4``); ``vision_width``/``vision_depth``
+    the ViT; ``max_pixels`` the largest image area the processor keeps (larger images are
+    resized down; 112×112 at patch 14 is an 8×8 patch grid, 16 tokens after the 2×2 merge).
 
     Reload with :func:`load_vlm` (``AutoModelForImageTextToText`` / ``AutoProcessor``).
     """
@@ -263,8 +284,16 @@ def build_tiny_vlm(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    processor = build_processor(kind)
-    config = build_config(kind, processor.tokenizer, hidden=hidden, layers=layers, heads=heads)
+    processor = build_processor(kind, max_pixels=max_pixels)
+    config = build_config(
+        kind,
+        processor.tokenizer,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        vision_width=vision_width,
+        vision_depth=vision_depth,
+    )
     model = getattr(transformers, FAMILIES[kind].model_cls)(config)
     text = config.text_config
     model.generation_config = GenerationConfig(

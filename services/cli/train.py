@@ -1,4 +1,4 @@
-"""``prl train --config FILE.yaml [--resume] [--run-dir DIR] [--method grpo|dpo]``.
+"""``prl train --config FILE.yaml [--resume] [--run-dir DIR] [--method grpo|sft|dpo]``.
 
 One GRPO/DEVA run (trainer.train), or with ``--method dpo`` PIVOT preference training: pairs
 from reward-ranked rollouts (best vs worst completion of each group, ties skipped) trained
@@ -27,7 +27,8 @@ def train(
     ),
     max_steps: int | None = typer.Option(None, help="override the config's max_steps"),
     method: str | None = typer.Option(
-        None, help="grpo | dpo (override the config's method; dpo = PIVOT preference training)"
+        None,
+        help="grpo | sft | dpo (override the config's method; dpo = PIVOT preference training)",
     ),
     rollouts: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="dpo: rollout groups JSONL (else sampled)"
