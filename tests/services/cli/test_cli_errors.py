@@ -47,7 +47,7 @@ def test_bench_show_in_a_fresh_directory_migrates_the_store_and_says_there_are_n
         (["--task", "digg", "--model", "m"], "unknown task 'digg'; did you mean 'dig'?"),
         (
             ["--task", "dig", "--task-opt", "rot=data", "--model", "m"],
-            "task 'dig' has no option 'rot'; did you mean 'root'?",
+            "task 'dig' has no option 'rot'; did you mean 'root'",
         ),
         (
             ["--task", "dig", "--task-opt", "root=.", "--task-opt", "coord=pixel", "--model", "m"],
