@@ -24,7 +24,7 @@ from schemas.reward import (
 )
 from services.common.auth import require_scope
 from services.reward import openrlhf
-from services.reward.limits import check_groups, check_samples
+from services.reward.limits import check_groups, check_samples, request_limits
 from services.reward.scoring import ascore_groups, ascore_samples, compiled
 from services.reward.scoring.catalog import aggregate_rows, catalog
 from services.reward.settings import RewardSettings
@@ -105,6 +105,13 @@ async def score_groups(req: GroupsRequest, request: Request) -> GroupsResponse:
             errs = {n: v[i] for n, v in g.component_errors.items() if v[i] is not None}
             _count_one(failures, e, errs)
     return out
+
+
+@router.get("/v1/limits", operation_id="limits")
+async def limits(request: Request) -> dict[str, int]:
+    """Request-size limits (413 above them); the SDK splits batches to fit ``max_samples``
+    completions and ``max_body_bytes`` per request."""
+    return request_limits(_settings(request))
 
 
 @router.get("/v1/rewards", operation_id="rewards")
