@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from schemas.geometry import Frame
 from schemas.reward import BoxSolution, ErrorInfo, Group, Sample, Solution
 from services.common.registry import Registry
-from services.reward.scoring.geometry import canonical, to_pixels
+from services.reward.scoring.geometry import canonical, clip_size, clip_to_image, to_pixels
 from services.reward.scoring.parse import Answer, BoxAnswer
 
 Needs = Literal["boxes", "label", "any"]
@@ -89,12 +89,15 @@ class Prepared:
 
     @property
     def pred(self) -> np.ndarray:
-        """Predicted boxes ``(N, 4)`` in original-image pixels, inverted ones canonicalised."""
+        """Predicted boxes ``(N, 4)`` in original-image pixels, clipped to the image (when its
+        size is known), inverted ones canonicalised."""
         got = self.cache.get("pred")
         if got is None:
             ans = self.answer
             assert isinstance(ans, BoxAnswer)
-            got = to_pixels(ans.boxes, self.truth.frame)
+            got = clip_to_image(
+                np.array(to_pixels(ans.boxes, self.truth.frame)), clip_size(self.truth.frame)
+            )
             if ans.inverted:
                 got = canonical(got)
             self.cache["pred"] = got
@@ -118,6 +121,9 @@ class Component:
     score: SampleScore | None = None
     score_batch: BatchScore | None = None
     ready: ReadyFn | None = None
+    parse: frozenset[str] = frozenset()
+    """Peer answer dialects this component needs (``parse.PARSE_OPTIONS``); a spec parses
+    with the union of its components' options."""
 
     @property
     def kind(self) -> Literal["sample", "batch"]:
@@ -173,12 +179,16 @@ def sample_component(
     needs: Needs,
     bounds: Callable[[Any], tuple[float, float]] | tuple[float, float],
     params: type[BaseModel] = NoParams,
+    parse: frozenset[str] = frozenset(),
 ) -> Callable[[SampleScore], SampleScore]:
-    """Decorator registering a sync per-sample component ``fn(sample, params) -> float``."""
+    """Decorator registering a sync per-sample component ``fn(sample, params) -> float``
+    (``parse``: the peer answer dialects it needs, see :attr:`Component.parse`)."""
 
     def add(fn: SampleScore) -> SampleScore:
         b = bounds if callable(bounds) else (lambda _p, _b=bounds: _b)
-        components.register(name)(Component(name, _doc(fn), needs, params, b, score=fn))
+        components.register(name)(
+            Component(name, _doc(fn), needs, params, b, score=fn, parse=parse)
+        )
         return fn
 
     return add

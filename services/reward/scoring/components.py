@@ -7,14 +7,18 @@ of 0 and each component its range minimum.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.reward import LabelSolution
 from services.reward.scoring.base import Prepared, sample_component
+from services.reward.scoring.geometry import exact_gt_box, exact_iou, exact_pred_box
 from services.reward.scoring.matching import (
+    ExactIoU,
     Match,
+    clean_label,
     f1_score,
     greedy_by_confidence,
     hungarian_on,
@@ -119,6 +123,21 @@ class MatchParams(BaseModel):
     )
 
 
+def exact_pairs(s: Prepared, rows: list[int] | None = None) -> ExactIoU:
+    """``exact(i, j)``: the exact IoU of prediction i (``rows[i]`` of the answer when given)
+    and GT box j, from the decimals the completion and the solution wrote (threshold and tie
+    decisions near the boundary, ``matching.NEAR``)."""
+    ans = s.answer
+    assert isinstance(ans, BoxAnswer) and s.truth.boxes is not None
+    frame, gt = s.truth.frame, s.truth.boxes
+
+    def exact(i: int, j: int) -> Fraction:
+        k = i if rows is None else rows[i]
+        return exact_iou(exact_pred_box(ans.rows[k], frame), exact_gt_box(gt[j].tolist()))
+
+    return exact
+
+
 def matched(s: Prepared, p: MatchParams) -> Match:
     """Hungarian matching of the sample, computed once per parameter set and cached."""
     key = ("hungarian", p.tau, p.l1_weight, p.giou_weight, p.cls_weight, p.labels)
@@ -140,6 +159,7 @@ def matched(s: Prepared, p: MatchParams) -> Match:
             cls_weight=p.cls_weight,
             mismatch=mismatch,
             cost=s.cache.get(cost_key(p.l1_weight, p.giou_weight)),
+            exact=exact_pairs(s),
         )
         s.cache[key] = got
     return got
@@ -163,14 +183,16 @@ def miou_reward(s: Prepared, p: MatchParams) -> float:
 @sample_component("accuracy", needs="label", bounds=(0.0, 1.0))
 def accuracy_reward(s: Prepared, _p: object) -> float:
     """Classification: 1 when the answer equals the label or one of its synonyms after
-    normalisation (lower case; whitespace, ``_`` and ``-`` removed), else 0. Exact match, not
-    Visual-RFT's substring test; an empty answer never matches (Visual-RFT gives it 1)."""
+    :func:`~services.reward.scoring.matching.clean_label` (surrounding quotes and trailing
+    punctuation stripped: ``"Sunflower."``, ``'sunflower!'``) and normalisation (lower case;
+    whitespace, ``_`` and ``-`` removed), else 0. Exact match, not Visual-RFT's substring
+    test; an empty answer never matches (Visual-RFT gives it 1)."""
     ans, sol = s.answer, s.truth.solution
     assert isinstance(ans, LabelAnswer) and isinstance(sol, LabelSolution)
-    got = normalise(ans.text)
+    got = normalise(clean_label(ans.text))
     if not got:
         return 0.0
-    return 1.0 if any(got == normalise(t) for t in (sol.label, *sol.synonyms)) else 0.0
+    return 1.0 if any(got == normalise(clean_label(t)) for t in (sol.label, *sol.synonyms)) else 0.0
 
 
 def _virft(s: Prepared) -> tuple[list[float], list[bool], list[float]] | None:
@@ -192,18 +214,22 @@ def _virft(s: Prepared) -> tuple[list[float], list[bool], list[float]] | None:
                 seen.add(key)
                 keep.append(i)
         conf = [min(1.0, max(0.0, float(ans.confidences[i]))) for i in keep] if n else []  # type: ignore[index,arg-type]
-        ious, hit = greedy_by_confidence(pair_matrices(s)[0][keep], conf)
+        ious, hit = greedy_by_confidence(pair_matrices(s)[0][keep], conf, exact_pairs(s, keep))
         got = (ious, hit, conf)
         s.cache["virft"] = got
     return got or None
 
 
-@sample_component("virft_iou", needs="boxes", bounds=(0.0, 1.0))
+VIRFT_PARSE = frozenset({"virft_brackets"})
+
+
+@sample_component("virft_iou", needs="boxes", bounds=(0.0, 1.0), parse=VIRFT_PARSE)
 def virft_iou_reward(s: Prepared, _p: object) -> float:
     """Visual-RFT ``accuracy_reward_iou`` without the math_verify shortcut:
     min(1, Σ IoU of matched predictions / max(M, N)) after exact-duplicate removal and greedy
-    confidence-ordered matching (IoU > 0.5 strict). M = N = 0 → 1 (Visual-RFT: 0); a missing
-    confidence → 0 (as Visual-RFT)."""
+    confidence-ordered matching (IoU > 0.5 strict, decided exactly; equal IoUs: the first GT).
+    M = N = 0 → 1 (Visual-RFT: 0); a missing confidence → 0 (as Visual-RFT). Parses with
+    Visual-RFT's ``[[`` → ``[`` / ``]]`` → ``]`` repair (``virft_brackets``)."""
     got = _virft(s)
     if got is None:
         return 0.0
@@ -214,7 +240,7 @@ def virft_iou_reward(s: Prepared, _p: object) -> float:
     return min(1.0, sum(ious) / max(m, n))
 
 
-@sample_component("virft_confidence", needs="boxes", bounds=(0.0, 1.0))
+@sample_component("virft_confidence", needs="boxes", bounds=(0.0, 1.0), parse=VIRFT_PARSE)
 def virft_confidence_reward(s: Prepared, _p: object) -> float:
     """Visual-RFT ``accuracy_reward_confidence``: mean over predictions (after duplicate
     removal) of c if matched else 1 − c, confidences clipped to [0, 1] (Visual-RFT does not

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from services.reward.scoring.base import Prepared
-from services.reward.scoring.geometry import frame_scale, iou_giou_matrix, l1_matrix
+from services.reward.scoring.geometry import clip_size, frame_scale, iou_giou_matrix, l1_matrix
 from services.reward.scoring.parse import BoxAnswer
 
 PAIRS = "pairs"
@@ -73,8 +73,10 @@ def precompute(items: Sequence[Prepared], cost_weights: Iterable[tuple[float, fl
     else:
         for a in answers:
             a.n_inverted = 0
-    scales = np.array([frame_scale(s.truth.frame) for s in box], dtype=np.float64).reshape(-1, 2)
+    frames = [s.truth.frame for s in box]
+    scales = np.array([frame_scale(f) for f in frames], dtype=np.float64).reshape(-1, 2)
     pred *= np.repeat(np.tile(scales, 2), ns, axis=0)
+    _clip(pred, frames, ns)
     np.maximum(pred[:, 2], pred[:, 0], out=pred[:, 2])  # inverted → zero-area (geometry.canonical)
     np.maximum(pred[:, 3], pred[:, 1], out=pred[:, 3])
     buckets: dict[tuple[int, int], list[int]] = {}
@@ -103,6 +105,20 @@ def precompute(items: Sequence[Prepared], cost_weights: Iterable[tuple[float, fl
             s.cache[PAIRS] = (b[0], b[1], b[2])
             for k, key in enumerate(keys, start=3):
                 s.cache[key] = b[k]
+
+
+def _clip(pred: np.ndarray, frames: list, ns: list[int]) -> None:
+    """:func:`~services.reward.scoring.geometry.clip_to_image` for the rows of every sample
+    at once (rows of a sample without an image size are left alone)."""
+    sizes = [clip_size(f) for f in frames]
+    if all(z is None for z in sizes):
+        return
+    inf = float("inf")
+    hi = np.array([z if z is not None else (inf, inf) for z in sizes], dtype=np.float64)
+    lo = np.array([0.0 if z is not None else -inf for z in sizes], dtype=np.float64)
+    hi_rows = np.repeat(np.tile(hi, 2), ns, axis=0)
+    lo_rows = np.repeat(lo, ns)[:, None]
+    np.clip(pred, lo_rows, hi_rows, out=pred)
 
 
 def _bucket_blocks(

@@ -41,7 +41,7 @@ from services.reward.scoring.advantages import sample_std
 from services.reward.scoring.aggregate import scale
 from services.reward.scoring.base import Prepared, ScoringContext, Truth
 from services.reward.scoring.components import MatchParams
-from services.reward.scoring.geometry import frame_extent
+from services.reward.scoring.geometry import CLIP_MARGIN, frame_extent
 from services.reward.scoring.pairs import precompute
 from services.reward.scoring.parse import BoxAnswer, ParseError, parse_boxes, parse_label
 from services.reward.scoring.spec import (
@@ -54,8 +54,9 @@ from services.reward.scoring.spec import (
 
 log = logging.getLogger(__name__)
 
-FRAME_TOLERANCE = 0.05
-"""A coordinate may exceed its frame's range by this fraction of the range before ``bad_frame``."""
+FRAME_TOLERANCE = CLIP_MARGIN
+"""A coordinate may exceed its frame's range by this fraction of the range before
+``bad_frame``; within it the box is clipped to the image (``geometry.CLIP_MARGIN``)."""
 
 DEFAULT_MAX_BOXES = 1000
 T = TypeVar("T")
@@ -84,7 +85,9 @@ class Scored:
 
 
 def check_frame(answer: BoxAnswer, truth: Truth) -> ParseError | None:
-    """``bad_frame`` when a coordinate lies outside the frame's range by more than 5 %.
+    """``bad_frame`` when a coordinate lies outside the frame's range by more than 10 % of
+    the range (x ∉ [−0.1·w, 1.1·w] or y ∉ [−0.1·h, 1.1·h]); within that margin the box is
+    scored clipped to the image.
 
     The frame is never guessed; numbers far outside it (e.g. pixels under ``norm1000``) mean
     the completion does not use the declared frame.
@@ -111,14 +114,16 @@ def prepare(
     truth: Truth,
     source: Sample | Group | None = None,
     max_boxes: int = DEFAULT_MAX_BOXES,
+    options: frozenset[str] = frozenset(),
 ) -> Prepared:
-    """Parse ``completion`` once, in the dialect of its solution (boxes or a label)."""
+    """Parse ``completion`` once, in the dialect of its solution (boxes or a label), with the
+    spec's peer dialect ``options`` (``parse.PARSE_OPTIONS``)."""
     if isinstance(truth.solution, BoxSolution):
-        answer = parse_boxes(completion, max_boxes)
+        answer = parse_boxes(completion, max_boxes, options)
         if isinstance(answer, BoxAnswer):
             answer = check_frame(answer, truth) or answer
     else:
-        answer = parse_label(completion)
+        answer = parse_label(completion, options)
     return Prepared(sid, completion, truth, answer, source)
 
 
@@ -252,18 +257,23 @@ def _results(items: Sequence[Prepared], c: CompiledSpec, out: Scored) -> list[Sa
     return res
 
 
-def _prepared_samples(samples: Sequence[Sample], max_boxes: int) -> list[Prepared]:
+def _prepared_samples(
+    samples: Sequence[Sample], max_boxes: int, options: frozenset[str] = frozenset()
+) -> list[Prepared]:
     return [
-        prepare(s.id, s.completion, Truth.of(s.solution, s.frame), s, max_boxes) for s in samples
+        prepare(s.id, s.completion, Truth.of(s.solution, s.frame), s, max_boxes, options)
+        for s in samples
     ]
 
 
-def _prepared_groups(groups: Sequence[Group], max_boxes: int) -> list[Prepared]:
+def _prepared_groups(
+    groups: Sequence[Group], max_boxes: int, options: frozenset[str] = frozenset()
+) -> list[Prepared]:
     items: list[Prepared] = []
     for g in groups:
         truth = Truth.of(g.solution, g.frame)
         items.extend(
-            prepare(f"{g.id}/{j}", text, truth, g, max_boxes)
+            prepare(f"{g.id}/{j}", text, truth, g, max_boxes, options)
             for j, text in enumerate(g.completions)
         )
     return items
@@ -282,7 +292,7 @@ def score_samples(
     c = _spec_for(samples, spec)
     if c.has_batch:
         raise SpecError("this spec has a batch component; use ascore_samples (async)")
-    items = _prepared_samples(samples, max_boxes)
+    items = _prepared_samples(samples, max_boxes, c.parse_options)
     _precompute(items, c)
     return _results(items, c, _aggregate(c, _sync_values(items, c)))
 
@@ -311,7 +321,7 @@ async def ascore_samples(
 ) -> list[SampleResult]:
     """Score samples with any spec; batch components get ``context`` (settings, HTTP client)."""
     c = _spec_for(samples, spec)
-    items = await offload(len(samples), _prepared_samples, samples, max_boxes)
+    items = await offload(len(samples), _prepared_samples, samples, max_boxes, c.parse_options)
     return _results(items, c, await ascore_prepared(items, c, context))
 
 
@@ -334,7 +344,7 @@ async def ascore_groups(
     check_solutions(c, [(f"groups[{i}].solution", g.solution) for i, g in enumerate(req.groups)])
     est, est_params = resolve_estimator(req.advantage, req.advantage_params)
     n = sum(len(g.completions) for g in req.groups)
-    items = await offload(n, _prepared_groups, req.groups, max_boxes)
+    items = await offload(n, _prepared_groups, req.groups, max_boxes, c.parse_options)
     out = await ascore_prepared(items, c, context)
     values = np.where(out.present, out.values, c.lo)
     bounds = np.cumsum([0] + [len(g.completions) for g in req.groups])

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.reward import BoxSolution, Sample
-from services.reward.scoring import score_samples
+from services.reward.scoring import compiled, score_samples
 from services.reward.scoring.parse import (
     BoxAnswer,
     LabelAnswer,
@@ -155,4 +155,5 @@ def test_parsing_and_scoring_never_raise(completion):
     for preset in ("dig", "virft_detection", "vlmr1_rec"):
         (r,) = score_samples([sample], preset)
         assert math.isfinite(r.reward) and 0.0 <= r.reward <= 3.0
-        assert (r.error is None) == isinstance(got, BoxAnswer)
+        parsed = parse_boxes(completion, options=compiled(preset).parse_options)
+        assert (r.error is None) == isinstance(parsed, BoxAnswer)
