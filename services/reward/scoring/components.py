@@ -72,6 +72,9 @@ class OverlapParams(BaseModel):
     offset: float = Field(
         default=0.0, ge=-10, le=10, description="added to the value (Visual-RFT LISA: GIoU + 1)"
     )
+    power: float = Field(
+        default=1.0, ge=1.0, le=4.0, description="IoU raised to this power (Perception-R1: IoU²)"
+    )
 
 
 def _first_box_overlap(s: Prepared, generalised: bool) -> float | None:
@@ -87,12 +90,13 @@ def _first_box_overlap(s: Prepared, generalised: bool) -> float | None:
 )
 def iou_reward(s: Prepared, p: OverlapParams) -> float:
     """Grounding IoU = max_j IoU(p₁, g_j) of the *first* predicted box p₁ (extra boxes are
-    ignored — not Visual-RFT LISA's mix of two boxes' corners), plus ``offset``. No predicted
-    box: 0 (+offset); no GT box: 1 if no box is predicted either, else 0."""
+    ignored — not Visual-RFT LISA's mix of two boxes' corners), raised to ``power``
+    (Perception-R1: 2), plus ``offset``. No predicted box: 0 (+offset); no GT box: 1 if no
+    box is predicted either, else 0."""
     v = _first_box_overlap(s, generalised=False)
     if v is None:
         v = 1.0 if s.pred.shape[0] == 0 and s.truth.boxes.shape[0] == 0 else 0.0  # type: ignore[union-attr]
-    return v + p.offset
+    return (v**p.power if p.power != 1.0 else v) + p.offset
 
 
 @sample_component(

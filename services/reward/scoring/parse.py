@@ -215,6 +215,8 @@ def _fast_items(data: list) -> BoxAnswer | None:
             rows = [item[key] for item in data]
             labels = None if lkey is None else [item[lkey] for item in data]
             confs = None if ckey is None else [item[ckey] for item in data]
+            if pkey is None and len(data) > 1 and any("point_2d" in item for item in data):
+                return None  # points on some items only: item by item
             if pkey is not None:
                 points = [item[pkey] for item in data]
                 if set(map(type, points)) != {list} or set(map(len, points)) != {2}:
