@@ -121,6 +121,9 @@ class Component:
     score: SampleScore | None = None
     score_batch: BatchScore | None = None
     ready: ReadyFn | None = None
+    score_many: Callable[[list[Prepared], Any], list[float]] | None = None
+    """Optional batched form of ``score`` over the parsed samples of a request (same values,
+    bit for bit); the pipeline falls back to ``score`` per sample if it raises."""
     parse: frozenset[str] = frozenset()
     """Peer answer dialects this component needs (``parse.PARSE_OPTIONS``); a spec parses
     with the union of its components' options."""
@@ -180,14 +183,16 @@ def sample_component(
     bounds: Callable[[Any], tuple[float, float]] | tuple[float, float],
     params: type[BaseModel] = NoParams,
     parse: frozenset[str] = frozenset(),
+    many: Callable[[list[Prepared], Any], list[float]] | None = None,
 ) -> Callable[[SampleScore], SampleScore]:
     """Decorator registering a sync per-sample component ``fn(sample, params) -> float``
-    (``parse``: the peer answer dialects it needs, see :attr:`Component.parse`)."""
+    (``parse``: the peer answer dialects it needs, see :attr:`Component.parse`; ``many``:
+    its batched form, see :attr:`Component.score_many`)."""
 
     def add(fn: SampleScore) -> SampleScore:
         b = bounds if callable(bounds) else (lambda _p, _b=bounds: _b)
         components.register(name)(
-            Component(name, _doc(fn), needs, params, b, score=fn, parse=parse)
+            Component(name, _doc(fn), needs, params, b, score=fn, score_many=many, parse=parse)
         )
         return fn
 

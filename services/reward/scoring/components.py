@@ -7,15 +7,19 @@ of 0 and each component its range minimum.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import linear_sum_assignment
 
 from schemas.reward import LabelSolution
 from services.reward.scoring.base import Prepared, sample_component
 from services.reward.scoring.geometry import exact_gt_box, exact_iou, exact_pred_box
 from services.reward.scoring.matching import (
+    NEAR,
     ExactIoU,
     Match,
     clean_label,
@@ -26,7 +30,7 @@ from services.reward.scoring.matching import (
     mean_iou,
     normalise,
 )
-from services.reward.scoring.pairs import cost_key, pair_matrices
+from services.reward.scoring.pairs import BUCKET, Bucket, cost_key, cost_of, pair_matrices
 from services.reward.scoring.parse import BoxAnswer, LabelAnswer
 
 
@@ -53,7 +57,11 @@ def think_answer_layout(completion: str) -> bool:
     )
 
 
-@sample_component("format", needs="any", bounds=(0.0, 1.0))
+def _format_many(items: list[Prepared], p: object) -> list[float]:
+    return [format_reward(s, p) for s in items]
+
+
+@sample_component("format", needs="any", bounds=(0.0, 1.0), many=_format_many)
 def format_reward(s: Prepared, _p: object) -> float:
     """1 if the completion is ``<think>…</think>`` then ``<answer>…</answer>`` (whitespace
     between, nothing else) and the answer parses in the task's dialect (boxes for box
@@ -162,14 +170,74 @@ def matched(s: Prepared, p: MatchParams) -> Match:
             giou_weight=p.giou_weight,
             cls_weight=p.cls_weight,
             mismatch=mismatch,
-            cost=s.cache.get(cost_key(p.l1_weight, p.giou_weight)),
+            cost=cost_of(s, p.l1_weight, p.giou_weight),
             exact=exact_pairs(s),
         )
         s.cache[key] = got
     return got
 
 
-@sample_component("f1", needs="boxes", bounds=(0.0, 1.0), params=MatchParams)
+def _fm_key(p: MatchParams) -> tuple:
+    return ("f1_miou", p.tau, p.l1_weight, p.giou_weight, p.cls_weight, p.labels)
+
+
+def f1_miou_many(items: list[Prepared], p: MatchParams) -> list[tuple[float, float]]:
+    """``(f1, miou)`` of every sample, the Hungarian matchings of a shape bucket solved in one
+    loop and their TP decisions and sums taken on ``(S, K)`` arrays; bit-identical to
+    :func:`matched` + :func:`f1_score` / :func:`mean_iou` per sample (same cost matrices, same
+    ``linear_sum_assignment`` calls, same exact rule near τ, ``math.fsum`` sums)."""
+    key = _fm_key(p)
+    ckey = cost_key(p.l1_weight, p.giou_weight)
+    groups: dict[int, tuple[Bucket, list[tuple[Prepared, int]]]] = {}
+    for s in items:
+        if key in s.cache:
+            continue
+        got = s.cache.get(BUCKET)
+        ans = s.answer
+        labelled = (
+            p.labels == "auto"
+            and s.truth.labels is not None
+            and isinstance(ans, BoxAnswer)
+            and ans.labels is not None
+        )
+        if got is None or labelled or ckey not in got[0].keys:
+            m = matched(s, p)
+            s.cache[key] = (f1_score(m), mean_iou(m))
+            continue
+        groups.setdefault(id(got[0]), (got[0], []))[1].append((s, got[1]))
+    tau_exact = Fraction(repr(p.tau))
+    for bucket, members in groups.values():
+        idx = np.array([j for _, j in members])
+        k_cost = 3 + bucket.keys.index(ckey)
+        iou, cost = bucket.blocks[idx, 0], bucket.blocks[idx, k_cost]
+        n_s, n, m = iou.shape
+        k = min(n, m)
+        rows = np.empty((n_s, k), dtype=np.intp)
+        cols = np.empty((n_s, k), dtype=np.intp)
+        for t in range(n_s):
+            rows[t], cols[t] = linear_sum_assignment(cost[t])
+        pair = iou[np.arange(n_s)[:, None], rows, cols]
+        tp = pair >= p.tau
+        near = np.abs(pair - p.tau) <= NEAR
+        if near.any():
+            for t, q in np.argwhere(near).tolist():
+                e = exact_pairs(members[t][0])(int(rows[t, q]), int(cols[t, q]))
+                tp[t, q] = e >= tau_exact
+        n_tp = tp.sum(axis=1).tolist()
+        hits = np.where(tp, pair, 0.0).tolist()
+        denom, top = n + m, max(n, m)
+        for (s, _), c, h in zip(members, n_tp, hits, strict=True):
+            s.cache[key] = (2.0 * c / denom if c else 0.0, math.fsum(h) / top)
+    return [s.cache[key] for s in items]
+
+
+@sample_component(
+    "f1",
+    needs="boxes",
+    bounds=(0.0, 1.0),
+    params=MatchParams,
+    many=lambda items, p: [v[0] for v in f1_miou_many(items, p)],
+)
 def f1_reward(s: Prepared, p: MatchParams) -> float:
     """F1 of a Hungarian matching (DiG): P = TP/N, R = TP/M, F1 = 2PR/(P+R) (0 when TP = 0);
     M = N = 0 → 1; exactly one of them 0 → 0. TP: matched pair with IoU ≥ τ (and same label
@@ -177,7 +245,13 @@ def f1_reward(s: Prepared, p: MatchParams) -> float:
     return f1_score(matched(s, p))
 
 
-@sample_component("miou", needs="boxes", bounds=(0.0, 1.0), params=MatchParams)
+@sample_component(
+    "miou",
+    needs="boxes",
+    bounds=(0.0, 1.0),
+    params=MatchParams,
+    many=lambda items, p: [v[1] for v in f1_miou_many(items, p)],
+)
 def miou_reward(s: Prepared, p: MatchParams) -> float:
     """Mean IoU (DiG): Σ IoU over true-positive pairs of the Hungarian matching / max(M, N);
     M = N = 0 → 1; exactly one of them 0 → 0. Same matching and TP rule as ``f1``."""

@@ -39,11 +39,18 @@ from schemas.reward import (
 )
 from services.reward.scoring.advantages import sample_std
 from services.reward.scoring.aggregate import scale
-from services.reward.scoring.base import Prepared, ScoringContext, Truth
+from services.reward.scoring.base import Component, Prepared, ScoringContext, Truth
 from services.reward.scoring.components import MatchParams
 from services.reward.scoring.geometry import CLIP_MARGIN, frame_extent
 from services.reward.scoring.pairs import precompute
-from services.reward.scoring.parse import BoxAnswer, ParseError, parse_boxes, parse_label
+from services.reward.scoring.parse import (
+    Answer,
+    BoxAnswer,
+    ParseError,
+    parse_boxes,
+    parse_boxes_many,
+    parse_label,
+)
 from services.reward.scoring.spec import (
     CompiledSpec,
     SpecError,
@@ -108,6 +115,22 @@ def check_frame(answer: BoxAnswer, truth: Truth) -> ParseError | None:
     return None
 
 
+def check_frames(answers: list[BoxAnswer | ParseError], truth: Truth) -> list[Answer]:
+    """:func:`check_frame` of answers sharing one frame: one min/max over all of them, and
+    answer by answer only when that finds a coordinate out of range."""
+    extent = frame_extent(truth.frame)
+    boxes = [a for a in answers if isinstance(a, BoxAnswer) and a.rows]
+    if extent is None or not boxes:
+        return answers  # type: ignore[return-value]
+    w, h = extent
+    xs = [v for a in boxes for v in a.flat[0::2]]
+    ys = [v for a in boxes for v in a.flat[1::2]]
+    tx, ty = FRAME_TOLERANCE * w, FRAME_TOLERANCE * h
+    if min(xs) >= -tx and max(xs) <= w + tx and min(ys) >= -ty and max(ys) <= h + ty:
+        return answers  # type: ignore[return-value]
+    return [(check_frame(a, truth) or a) if isinstance(a, BoxAnswer) else a for a in answers]
+
+
 def prepare(
     sid: str,
     completion: str,
@@ -146,10 +169,13 @@ def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
     s = len(items)
     lo = c.lo.tolist()
     sync = [(j, comp, params) for j, (comp, params) in enumerate(c.components) if comp.score]
+    each = [(j, comp, params) for j, comp, params in sync if comp.score_many is None]
+    many = [(j, comp, params) for j, comp, params in sync if comp.score_many is not None]
     values: list[list[float]] = []
     present: list[list[bool]] = []
     errors: list[ErrorInfo | None] = [None] * s
     comp_errors: list[dict[str, ErrorInfo]] = [{} for _ in range(s)]
+    ok: list[int] = []
     for i, item in enumerate(items):
         row, got = lo[:], [False] * len(lo)
         values.append(row)
@@ -158,15 +184,21 @@ def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
         if isinstance(ans, ParseError):
             errors[i] = ErrorInfo(code=ans.code, message=ans.message)
             continue
-        for j, comp, params in sync:
-            try:
-                row[j] = comp.score(item, params)  # type: ignore[misc]
-                got[j] = True
-            except Exception as exc:  # a bug in one component must not fail the batch
-                log.exception("component %s failed", comp.name)
-                comp_errors[i][comp.name] = ErrorInfo(
-                    code="component_failed", message=f"{type(exc).__name__}: {exc}"
-                )
+        ok.append(i)
+        for j, comp, params in each:
+            _one(item, j, comp, params, row, got, comp_errors[i])
+    parsed = [items[i] for i in ok]
+    for j, comp, params in many:
+        try:
+            got_many = comp.score_many(parsed, params)  # type: ignore[misc]
+        except Exception:  # one bad sample must not fail the batch: score them one by one
+            log.exception("component %s failed on the batch; scoring one by one", comp.name)
+            for i in ok:
+                _one(items[i], j, comp, params, values[i], present[i], comp_errors[i])
+            continue
+        for i, v in zip(ok, got_many, strict=True):
+            values[i][j] = v
+            present[i][j] = True
     k = len(lo)
     return Scored(
         np.array(values, dtype=np.float64).reshape(s, k),
@@ -175,6 +207,26 @@ def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
         errors,
         comp_errors,
     )
+
+
+def _one(
+    item: Prepared,
+    j: int,
+    comp: Component,
+    params: object,
+    row: list[float],
+    got: list[bool],
+    errors: dict[str, ErrorInfo],
+) -> None:
+    """Score one sample with one component; a failure is recorded, never raised."""
+    try:
+        row[j] = comp.score(item, params)  # type: ignore[misc]
+        got[j] = True
+    except Exception as exc:  # a bug in one component must not fail the batch
+        log.exception("component %s failed", comp.name)
+        errors[comp.name] = ErrorInfo(
+            code="component_failed", message=f"{type(exc).__name__}: {exc}"
+        )
 
 
 async def _batch_values(
@@ -272,10 +324,17 @@ def _prepared_groups(
     items: list[Prepared] = []
     for g in groups:
         truth = Truth.of(g.solution, g.frame)
-        items.extend(
-            prepare(f"{g.id}/{j}", text, truth, g, max_boxes, options)
-            for j, text in enumerate(g.completions)
-        )
+        if isinstance(g.solution, BoxSolution):
+            answers = check_frames(parse_boxes_many(g.completions, max_boxes, options), truth)
+            items.extend(
+                Prepared(f"{g.id}/{j}", text, truth, a, g)
+                for j, (text, a) in enumerate(zip(g.completions, answers, strict=True))
+            )
+        else:
+            items.extend(
+                prepare(f"{g.id}/{j}", text, truth, g, max_boxes, options)
+                for j, text in enumerate(g.completions)
+            )
     return items
 
 
