@@ -188,3 +188,47 @@ def test_virft_equal_iou_tie_takes_the_first_gt(case, data):
     iou_q = float(exact_iou(qx, tuple(g2)))
     assert iou_q > 0.5 and float(exact_iou(qx, tuple(g1))) <= 0.5
     assert r.components["virft_iou"] == pytest.approx((iou_p + iou_q) / 2)
+
+
+PROBE_FRAME = {"coords": "norm1000", "image_size": [640, 480]}
+PROBE_GT = [[Fraction("87.68"), Fraction("101.28"), Fraction("248.96"), Fraction("248.16")]]
+PROBE_PRED = [[Fraction(137), Fraction(211), Fraction(263), Fraction(517)]]  # IoU exactly ½
+
+
+def test_vlmr1_components_treat_iou_half_as_a_match():
+    """od_ap50 and weighted_sum match at IoU ≥ 0.5: the exactly-½ probe counts."""
+    rows = ",".join("[" + ",".join(dec(v) for v in b) + "]" for b in PROBE_PRED)
+    items = rows.replace("[", '{"bbox_2d": [', 1).replace("]", '], "label": "cat"}', 1)
+    completion = f"<think>t</think><answer>[{items}]</answer>"
+    gt = '{"boxes": [[87.68, 101.28, 248.96, 248.16]], "labels": ["cat"]}'
+    sample = Sample.model_validate(
+        {"id": "s", "completion": completion, "solution": json.loads(gt), "frame": PROBE_FRAME}
+    )
+    (r,) = score_samples([sample], "vlmr1_detection_ap50")
+    assert r.components["od_ap"] == pytest.approx(1.0)
+    (r,) = score_samples([sample], "vlmr1_detection")  # 0.50 only of the ten thresholds
+    assert r.components["od_ap"] == pytest.approx(0.1)
+    (r,) = score_samples([sample], "vlmr1_detection_weighted_sum")
+    assert r.components["weighted_sum"] == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
+
+
+@pytest.mark.parametrize("x2, expected", [(49, 1.0), (50, 2.0)])
+def test_vision_reasoner_iou_half_with_plus_one_areas_is_not_above(x2, expected):
+    """In norm1000 units GT [0, 0, 99, 99] (+1 areas: 100×100); prediction [0, 0, 49, 99]
+    has IoU exactly 5000/10000 — not > 0.5 — while [0, 0, 50, 99] has 0.51. The GT is
+    given in pixels of a 640×480 image (99·0.64 = 63.36), so the float round trip is not
+    exact; the exact re-check decides."""
+    frame = PROBE_FRAME
+    gt = {"boxes": [[0, 0, 63.36, 47.52]], "points": [[6.4, 4.8]]}  # point (10, 10) in norm1000
+    c = json.dumps([{"bbox_2d": [0, 0, x2, 99], "point_2d": [10, 10]}])
+    sample = Sample.model_validate(
+        {
+            "id": "s",
+            "completion": f"<think>t</think><answer>{c}</answer>",
+            "solution": gt,
+            "frame": frame,
+        }
+    )
+    (r,) = score_samples([sample], "vision_reasoner")
+    # point criterion holds (distance 0, inside); L1 mean ≥ 12.25 fails; IoU decides
+    assert r.components["vr_accuracy"] == expected
