@@ -3,7 +3,9 @@
 Four registries (``services.common.registry.Registry``):
 
 * ``components``: reward components. Two kinds share the registry:
-  - *sample* components, sync pure functions ``score(sample: Prepared, params) -> float``;
+  - *sample* components, sync pure functions ``score(sample: Prepared, params) -> float``,
+    optionally with a batched form ``score_many(samples, params) -> list[float]`` that the
+    pipeline calls once per request (bit-identical values; ``f1``/``miou`` use it);
   - *batch* components, ``async score_batch(samples: list[Prepared], params, context)
     -> list[float | ErrorInfo]``, called once per request for every sample that parsed
     (e.g. DEVA ``alignment``, which calls the embedding service over HTTP). An ``ErrorInfo``

@@ -218,7 +218,8 @@ class VRParams(BaseModel):
 
 
 def _in_frame_units(s: Prepared) -> tuple[list[list[Fraction]], list[list[Fraction]]]:
-    """Exact predicted boxes (clipped to the frame) and GT boxes in the completion's units."""
+    """Exact predicted boxes (clipped to the frame, inverted sides collapsed) and GT boxes in
+    the completion's units."""
     ans = s.answer
     assert isinstance(ans, BoxAnswer)
     sol = s.truth.solution
@@ -231,7 +232,7 @@ def _in_frame_units(s: Prepared) -> tuple[list[list[Fraction]], list[list[Fracti
         if ext is not None and s.truth.frame.image_size is not None:
             ex, ey = Fraction(ext[0]), Fraction(ext[1])
             b = [min(max(v, Fraction(0)), ex if k % 2 == 0 else ey) for k, v in enumerate(b)]
-        pred.append(b)
+        pred.append([b[0], b[1], max(b[0], b[2]), max(b[1], b[3])])
     gt = [[exact(v) / (sx if k % 2 == 0 else sy) for k, v in enumerate(g)] for g in sol.boxes]
     return pred, gt
 
@@ -251,6 +252,8 @@ def _vr_criteria(s: Prepared, p: VRParams) -> np.ndarray:
     if ext is not None and s.truth.frame.image_size is not None:
         np.clip(pred[:, 0::2], 0.0, ext[0], out=pred[:, 0::2])
         np.clip(pred[:, 1::2], 0.0, ext[1], out=pred[:, 1::2])
+    np.maximum(pred[:, 2], pred[:, 0], out=pred[:, 2])  # inverted → collapsed (canonical)
+    np.maximum(pred[:, 3], pred[:, 1], out=pred[:, 3])
     scale = np.array((sx, sy, sx, sy))
     gt = (np.array(sol.boxes, dtype=np.float64) / scale)[: p.max_objects]
     gpt = (np.array(sol.points, dtype=np.float64) / scale[:2])[: p.max_objects]

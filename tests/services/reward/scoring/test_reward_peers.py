@@ -261,3 +261,22 @@ def test_every_preset_documents_reproduces_and_deviations():
             if not n.startswith("deva") and n != "dig"
         ]
     )
+
+
+def test_od_ap_equal_iou_tie_takes_the_last_gt_as_cocoeval():
+    """P overlaps G1 and G2 equally (IoU 0.6); COCOeval gives P the last one, G2, so Q (only
+    near G1) still matches: AP50 = 1. Taking G1 would leave Q unmatched (AP50 ≈ 0.505)."""
+    gt = [
+        {"bbox_2d": [75, 0, 175, 100], "label": "x"},
+        {"bbox_2d": [125, 0, 225, 100], "label": "x"},
+    ]
+    pred = [
+        {"bbox_2d": [100, 0, 200, 100], "label": "x"},
+        {"bbox_2d": [50, 0, 150, 100], "label": "x"},
+    ]
+    sol = {"boxes": [g["bbox_2d"] for g in gt], "labels": ["x", "x"]}
+    frame = {"coords": "pixel", "image_size": [2048, 2048]}
+    got = one("vlmr1_detection_ap50", od(pred), sol, frame).components["od_ap"]
+    assert got == pytest.approx(1.0) == coco_reference(pred, gt, 1)
+    got = one("vlmr1_detection", od(pred), sol, frame).components["od_ap"]
+    assert got == pytest.approx(0.3) == pytest.approx(coco_reference(pred, gt, 0))
