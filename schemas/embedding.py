@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.bounds import Ranged
 from schemas.geometry import Box
-from schemas.reward import Finite, PatchMask
+from schemas.reward import PatchMask
+
+#: Parameter bounds of r_v: they keep (a / v_min + |b|)² ≤ (1e12 + 1e6)² ≈ 1e24, far inside
+#: float64, so the reward and its range never overflow.
+A_MAX, B_MAX, C_MAX, V_MIN_LO = 1e6, 1e6, 1e12, 1e-6
 
 
 class ImageMask(BaseModel):
@@ -66,11 +71,12 @@ class HypervolumeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    a: Finite = Field(default=1.0, gt=0.0)
-    b: Finite = 0.0
-    c: Finite = 2.0
-    v_min: Finite = Field(
-        default=0.2, gt=0.0, le=1.0, description="V is clamped to >= v_min; r_v <= (a/v_min - b)^2"
+    a: Ranged(0.0, A_MAX, lo_open=True) = Field(default=1.0, description="scale a ∈ (0, 1e6]")
+    b: Ranged(-B_MAX, B_MAX) = Field(default=0.0, description="shift b ∈ [−1e6, 1e6]")
+    c: Ranged(-C_MAX, C_MAX) = Field(default=2.0, description="floor c ∈ [−1e12, 1e12]")
+    v_min: Ranged(V_MIN_LO, 1.0) = Field(
+        default=0.2,
+        description="V is clamped to >= v_min ∈ [1e-6, 1]; r_v <= (a/v_min - b)^2",
     )
 
 

@@ -9,9 +9,11 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     loss_type: dapo                 # grpo | bnpo | dr_grpo | dapo | gspo
     max_steps: 3
     seed: 0
-    deva: {diversity: {enabled, lambda_div, gamma}, entropy_reg: {enabled, lambda_reg}}
+    deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
+           prompt_transition}, entropy_reg: {enabled, lambda_reg}}
     pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # trainer.pgpo.PGPOConfig
-    curriculum: {stages: [{name: single, max_steps: 2}, ...], window}    # or null (no curriculum)
+    curriculum: {stages: [{name: single, max_steps: 2, reward_threshold: 0.7}, ...], window,
+                 threshold_units: progress|reward}                      # or null (no curriculum)
     alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
     train_vision_tower: null | true | false   # PIVOT switches (null: leave as loaded)
     train_projector: null | true | false
@@ -110,11 +112,34 @@ class RewardConfig(Frozen):
 
 
 class DiversityConfig(Frozen):
-    """DEVA L_div (GFlowNet modified detailed balance): coefficient λ_div, γ ∈ (0, 1]."""
+    """DEVA L_div (GFlowNet modified detailed balance): coefficient λ_div, γ ∈ (0, 1], and
+    the three choices where the implementation may depart from the paper's printed loss
+    (trainer/objectives/diversity.py states the equations)."""
 
     enabled: bool = False
-    lambda_div: float = Field(0.1, ge=0.0)
-    gamma: float = Field(1.0, gt=0.0, le=1.0)
+    lambda_div: float = Field(0.1, ge=0.0, description="weight λ_div of L_div in the loss")
+    gamma: float = Field(
+        1.0, gt=0.0, le=1.0, description="γ in log r_t = log π_ref + exp(log π_ref(⊤)/γ)"
+    )
+    reduction: Literal["sum", "mean"] = Field(
+        "mean",
+        description=(
+            "per completion, sum (the paper's) or mean of the squared residuals over its "
+            "transitions; under sum the same lambda_div weighs L_div up to |V| times more "
+            "(|V| ≈ completion length), so divide lambda_div by the typical length"
+        ),
+    )
+    state_reward: Literal["cumulative", "last_token"] = Field(
+        "cumulative",
+        description=(
+            "R(s_t): product of the per-token rewards r_≤t (default) or the last token's r_t "
+            "alone (the printed form)"
+        ),
+    )
+    prompt_transition: bool = Field(
+        True,
+        description="include the prompt → first-token transition (False: the printed sum)",
+    )
 
 
 class EntropyRegConfig(Frozen):
@@ -134,6 +159,9 @@ class DevaConfig(Frozen):
             diversity=d.enabled,
             lambda_div=d.lambda_div,
             gamma=d.gamma,
+            reduction=d.reduction,
+            state_reward=d.state_reward,
+            prompt_transition=d.prompt_transition,
             entropy_reg=e.enabled,
             lambda_reg=e.lambda_reg,
         )
@@ -231,7 +259,64 @@ class TrainConfig(Frozen):
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
         self._check_issue6()
+        self._check_curriculum_thresholds()
         return self
+
+    def _check_curriculum_thresholds(self) -> None:
+        """Each stage's ``reward_threshold`` against the reward spec's attainable range.
+
+        The range comes from the spec itself (components' attainable ranges through its
+        aggregator: services/reward/scoring/ranges.py). 'progress' thresholds are converted
+        to reward units here (the stored config then holds the values the run compares
+        against). A reward-unit threshold below what format alone earns would advance on
+        format alone; one at or above the maximum can never fire (the rule is
+        ``running mean > threshold``). A preset unknown to this install with a remote reward
+        service cannot be resolved here: reward-unit thresholds are then left to the user.
+        """
+        cur = self.curriculum
+        if cur is None or not any(st.reward_threshold is not None for st in cur.stages):
+            return
+        from schemas.reward import RewardSpec
+        from services.reward.scoring import SpecError, compiled
+        from services.reward.scoring.ranges import aggregate_range
+
+        ref = self.reward.reward
+        try:
+            spec = compiled(ref if isinstance(ref, str) else RewardSpec.model_validate(ref))
+        except SpecError as exc:
+            if isinstance(ref, str) and self.reward.url != "inprocess":
+                if cur.threshold_units == "reward":
+                    return
+                raise ValueError(
+                    f"curriculum: 'progress' thresholds need the reward's range, but reward "
+                    f"{ref!r} is not known to this install ({exc}); set "
+                    "curriculum.threshold_units: reward with thresholds in its units"
+                ) from None
+            raise ValueError(f"reward.reward: {exc}") from None
+        rng = aggregate_range(spec)
+        floor = rng.lo if rng.format_alone is None else rng.format_alone
+        # frozen model, still inside its own validator: nothing has seen it yet
+        object.__setattr__(self, "curriculum", cur.in_reward_units(floor, rng.hi))
+        name = repr(ref) if isinstance(ref, str) else "the given spec"
+        for i, st in enumerate(self.curriculum.stages):  # type: ignore[union-attr]
+            t = st.reward_threshold
+            if t is None:
+                continue
+            where = f"curriculum.stages[{i}] ({st.name}): reward_threshold {t:g}"
+            if t >= rng.hi:
+                why = "can never fire (the stage advances when the mean exceeds it)"
+            elif t < floor:
+                why = (
+                    "is passed by format alone"
+                    if rng.format_alone is not None
+                    else "is passed by any policy"
+                )
+            else:
+                continue
+            raise ValueError(
+                f"{where} {why}; reward {name} has {rng.describe()}: "
+                f"choose a threshold in [{floor:g}, {rng.hi:g})"
+            )
 
     def _check_issue6(self) -> None:
         """PGPO / curriculum / alignment combinations (issue 6)."""

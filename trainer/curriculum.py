@@ -8,7 +8,15 @@ then on pairs with two, then on a mix with any number. A stage ends when *either
   ``window`` recorded rewards, counted only once ``window`` rewards were recorded in this stage
   and at least ``min_steps`` steps were taken (one lucky batch does not advance it).
 
-Either condition may be left out (``None``); the last stage never ends. Everything here is
+Either condition may be left out (``None``); the last stage never ends. Rewards differ in
+scale (``dig`` sums to [0, 3] and format alone earns 1; the harmonic ``deva_*`` presets lie in
+[0, 1]), so thresholds are by default *progress* fractions t ∈ [0, 1): the stage advances
+when the running mean exceeds ``format_alone + t · (max − format_alone)`` of the configured
+reward spec (services/reward/scoring/ranges.py). ``TrainConfig`` converts them to reward
+units when the run config loads. With ``threshold_units: reward`` they are taken as given and
+checked against the same range: one that format alone passes, or that can never fire, is
+rejected with the range and a valid interval. The defaults (0.7, 0.6) thus mean the same
+thing under every reward. Everything here is
 plain Python: :class:`Curriculum` holds the state (``state_dict()/load_state_dict()`` for
 resume), :class:`StagedDataset` serves the rows of the current stage, and
 :class:`CurriculumCallback` connects both to a transformers/TRL trainer.
@@ -16,7 +24,7 @@ resume), :class:`StagedDataset` serves the rows of the current stage, and
 Wiring into ``GRPOTrainer`` (TRL 1.16)::
 
     staged = StagedDataset({"single": ds1, "dual": ds2, "mixed": ds_mix})
-    cur = Curriculum(CurriculumConfig())            # or from the run config
+    cur = Curriculum(CurriculumConfig(threshold_units="reward"))   # or from the run config
     trainer = GRPOTrainer(..., train_dataset=staged.as_hf_dataset(),
                           callbacks=[CurriculumCallback(cur, staged)])
 
@@ -39,7 +47,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,13 +64,22 @@ class StageSpec(BaseModel):
     name: str
     max_steps: int | None = Field(None, ge=1, description="step budget; None = no budget")
     reward_threshold: float | None = Field(
-        None, description="advance when the running mean reward exceeds it"
+        None,
+        description=(
+            "advance when the running mean reward exceeds it; a fraction in [0, 1) of the way "
+            "from what format alone earns to the reward's maximum (threshold_units 'progress', "
+            "the default) or a value in the reward's own units ('reward')"
+        ),
     )
     min_steps: int = Field(0, ge=0, description="steps before the reward rule may fire")
 
 
+ThresholdUnits = Literal["progress", "reward"]
+
+
 class CurriculumConfig(BaseModel):
-    """Stages in order, and the running-mean window (number of recorded rewards)."""
+    """Stages in order, the running-mean window (number of recorded rewards) and the units of
+    the stages' reward thresholds."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -71,7 +88,15 @@ class CurriculumConfig(BaseModel):
         StageSpec(name="dual", max_steps=300, reward_threshold=0.6, min_steps=20),
         StageSpec(name="mixed"),
     )
-    window: int = Field(32, ge=1)
+    window: int = Field(32, ge=1, description="rewards in the running mean")
+    threshold_units: ThresholdUnits = Field(
+        "progress",
+        description=(
+            "'progress': reward_threshold t ∈ [0, 1) means format_alone + t·(max − "
+            "format_alone) of the configured reward spec (converted when the run config "
+            "loads); 'reward': thresholds in the reward's own units"
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CurriculumConfig:
@@ -80,7 +105,31 @@ class CurriculumConfig(BaseModel):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
+        if self.threshold_units == "progress":
+            for i, st in enumerate(self.stages):
+                t = st.reward_threshold
+                if t is not None and not 0.0 <= t < 1.0:
+                    raise ValueError(
+                        f"stages[{i}] ({st.name}): reward_threshold {t:g} with threshold_units "
+                        "'progress' is a fraction in [0, 1); use threshold_units 'reward' for "
+                        "the reward's own units"
+                    )
         return self
+
+    def in_reward_units(self, start: float, top: float) -> CurriculumConfig:
+        """The same curriculum with 'progress' thresholds t mapped to ``start + t·(top − start)``
+        (``start``: what format alone earns, ``top``: the spec's maximum)."""
+        if self.threshold_units == "reward":
+            return self
+        stages = tuple(
+            st
+            if st.reward_threshold is None
+            else st.model_copy(
+                update={"reward_threshold": start + st.reward_threshold * (top - start)}
+            )
+            for st in self.stages
+        )
+        return self.model_copy(update={"stages": stages, "threshold_units": "reward"})
 
 
 class Curriculum:
@@ -91,7 +140,15 @@ class Curriculum:
     """
 
     def __init__(self, config: CurriculumConfig | None = None) -> None:
-        self.config = config or CurriculumConfig()
+        self.config = config or CurriculumConfig(threshold_units="reward")
+        if self.config.threshold_units == "progress" and any(
+            st.reward_threshold is not None for st in self.config.stages
+        ):
+            raise ValueError(
+                "curriculum thresholds are in 'progress' units: convert them with "
+                "CurriculumConfig.in_reward_units(format_alone, maximum) first (the run config "
+                "does this when it loads)"
+            )
         self.stage_index = 0
         self.steps_in_stage = 0
         self.total_steps = 0

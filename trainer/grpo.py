@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from accelerate.utils import is_peft_model
@@ -86,6 +86,9 @@ class DevaTerms:
     diversity: bool = False
     lambda_div: float = 0.1
     gamma: float = 1.0
+    reduction: Literal["sum", "mean"] = "mean"
+    state_reward: Literal["cumulative", "last_token"] = "cumulative"
+    prompt_transition: bool = True
     entropy_reg: bool = False
     lambda_reg: float = 0.1
 
@@ -495,6 +498,9 @@ class DevaGRPOTrainer(GRPOTrainer):
                 inputs["ref_eos_logps"],
                 mask,
                 gamma=self.deva.gamma,
+                reduction=self.deva.reduction,
+                state_reward=self.deva.state_reward,
+                prompt_transition=self.deva.prompt_transition,
             )
             loss = loss + self.deva.lambda_div * l_div / accum
             metrics.update(m)

@@ -22,7 +22,7 @@ Why ``v_min = 0.2`` by default: CLIP-family image–text cosines rarely exceed ~
 (image, query, output) triples have V well above 0.2 (e.g. cos_iq = cos_io = 0.3,
 cos_qo = 0.95 gives V ≈ 0.28); the clamp then only guards degenerate inputs (an output that
 copies the query, a blank masked image) while keeping the declared range — and hence the
-[0, 1] scaling used by harmonic aggregation — narrow enough to carry signal.
+[0, 1] scaling used by aggregation — narrow enough to carry signal.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def reward_range(params: HypervolumeParams | None = None) -> tuple[float, float]
 def scaled(r: np.ndarray | float, params: HypervolumeParams | None = None) -> np.ndarray:
     """r_v mapped linearly onto [0, 1] by its declared range: ``(r − lo) / (hi − lo)``.
 
-    This is the ``r̂`` that harmonic/geometric aggregation consumes. A degenerate range
+    This is the reward component's ``floor="attainable"`` scaling; the default
+    ``floor="credit"`` maps the floor to 0.5 instead (services/reward/scoring/alignment.py,
+    docs/rewards.md "DEVA aggregation"). A degenerate range
     (``lo == hi``, e.g. ``c`` above every attainable value) maps to 1.
     """
     lo, hi = reward_range(params)

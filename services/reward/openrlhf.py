@@ -29,7 +29,7 @@ from schemas.reward import (
 )
 from services.reward.limits import check_samples
 from services.reward.scoring import ScoringContext, ascore_samples
-from services.reward.scoring.spec import SpecError
+from services.reward.scoring.spec import SpecError, compiled
 from services.reward.settings import RewardSettings
 
 END_TOKENS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<|end_of_text|>")
@@ -99,6 +99,11 @@ async def score(
         label = parse_label(raw, i)
         ref = label.reward if label.reward is not None else s.openrlhf_reward
         key = ref if isinstance(ref, str) else ref.model_dump_json()
+        if key not in refs and label.reward is not None:
+            try:  # memoised: scoring below reuses the compiled spec
+                compiled(label.reward)
+            except SpecError as exc:
+                raise SpecError(f"labels[{i}].{exc}") from None
         refs[key] = ref
         sample = Sample(
             id=str(i),

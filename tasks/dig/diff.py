@@ -41,15 +41,27 @@ MOVE_RANGE = (0.5, 1.1)
 
 @dataclass(frozen=True)
 class Difference:
-    """One change between A and B, on the object ``uid`` (in A, in B, or both)."""
+    """One change between A and B, on the object ``uid`` (in A, in B, or both).
+
+    ``before`` / ``after`` hold what changed; ``object`` every attribute of the object as it
+    is in A (as it is in B for ``add``), so a difference can be described in words exactly
+    ("the small red rubber cube is now blue": tasks/dig/traces.py).
+    """
 
     kind: str
     uid: int
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    object: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "uid": self.uid, "before": self.before, "after": self.after}
+        return {
+            "kind": self.kind,
+            "uid": self.uid,
+            "before": self.before,
+            "after": self.after,
+            "object": self.object,
+        }
 
 
 def _other(rng: np.random.Generator, options: tuple[str, ...] | list[str], current: str) -> str:
@@ -102,7 +114,7 @@ def apply_differences(
                 continue
             objects.append(placed)
             touched.add(placed.uid)
-            diffs.append(Difference("add", placed.uid, {}, _describe(placed)))
+            diffs.append(Difference("add", placed.uid, {}, _describe(placed), _describe(placed)))
             next_uid += 1
             continue
         free = [o for o in objects if o.uid not in touched]
@@ -112,14 +124,14 @@ def apply_differences(
         if kind == "remove":
             objects = [o for o in objects if o.uid != obj.uid]
             touched.add(obj.uid)
-            diffs.append(Difference("remove", obj.uid, _describe(obj), {}))
+            diffs.append(Difference("remove", obj.uid, _describe(obj), {}, _describe(obj)))
             continue
         new, before, after = _attribute_change(rng, kind, obj)
         if not fits(new, objects):
             continue
         objects = [new if o.uid == obj.uid else o for o in objects]
         touched.add(obj.uid)
-        diffs.append(Difference(kind, obj.uid, before, after))
+        diffs.append(Difference(kind, obj.uid, before, after, _describe(obj)))
     if len(diffs) != k:
         return None
     return Scene(tuple(sorted(objects, key=lambda o: o.uid))), diffs

@@ -46,7 +46,7 @@ from tasks.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "dig-gen/1"
+GENERATOR_VERSION = "dig-gen/2"  # 2: each difference records its whole object
 STAGES = ("single", "dual", "mixed")
 STAGE_CODES = {"single": 1, "dual": 2, "mixed": 3}
 MIN_CHANGED_PIXELS = 12

@@ -122,6 +122,9 @@ class DigTask(BaseTask):
                 "stage": row["stage"],
                 "n_differences": len(row["boxes"]),
                 "kinds": [d.get("kind") for d in row.get("differences", [])],
+                # the manifest's differences (kind, before/after, object, box): what
+                # tasks/dig/traces.py describes in an SFT reasoning trace
+                "differences": row.get("differences", []),
             },
         )
 

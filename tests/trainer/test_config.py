@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,97 @@ def test_eager_from_model_init_kwargs_allows_attention_masks() -> None:
     )
     assert cfg.attn_implementation == "eager" and cfg.pgpo.enabled is False
     assert cfg.curriculum is None and cfg.method == "grpo"
+
+
+def _curriculum(*thresholds: float | None, units: str = "reward") -> dict[str, Any]:
+    stages = [{"name": f"s{i}", "reward_threshold": t} for i, t in enumerate(thresholds)]
+    return {"stages": [*stages, {"name": "last"}], "threshold_units": units}
+
+
+@pytest.mark.parametrize(
+    ("reward", "thresholds", "message"),
+    [
+        # dig sums format + f1 + miou ∈ [0, 3]; format alone gives 1
+        ("dig", (0.7,), "reward_threshold 0.7 is passed by format alone; reward 'dig' has "
+         "attainable range [0, 3], format alone gives 1: choose a threshold in [1, 3)"),
+        ("dig", (2.0, 3.0), "curriculum.stages[1] (s1): reward_threshold 3 can never fire"),
+        ("deva_detection", (1.0,), "reward_threshold 1 can never fire"),
+        ({"components": [{"name": "iou"}], "aggregate": {"method": "sum"}}, (-0.5,),
+         "is passed by any policy; reward the given spec has attainable range [0, 1]"),
+    ],
+)  # fmt: skip
+def test_curriculum_thresholds_checked_against_the_reward_range(
+    reward: Any, thresholds: tuple[float, ...], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        TrainConfig.model_validate(
+            _cfg(reward={"reward": reward}, curriculum=_curriculum(*thresholds))
+        )
+
+
+@pytest.mark.parametrize(
+    ("reward", "thresholds"),
+    [("dig", (1.0, 2.9)), ("deva_detection", (0.7, 0.6)), ("deva_classification", (0.99,))],
+)
+def test_curriculum_thresholds_inside_the_range_load(reward: str, thresholds: tuple) -> None:
+    cfg = TrainConfig.model_validate(
+        _cfg(reward={"reward": reward}, curriculum=_curriculum(*thresholds))
+    )
+    assert [s.reward_threshold for s in cfg.curriculum.stages[:-1]] == list(thresholds)
+
+
+def test_curriculum_threshold_with_an_unknown_reward() -> None:
+    cur = _curriculum(0.5)
+    with pytest.raises(ValidationError, match=r"reward\.reward: reward: unknown reward preset"):
+        TrainConfig.model_validate(_cfg(reward={"reward": "nope"}, curriculum=cur))
+    remote = {"url": "http://127.0.0.1:9", "reward": "a_preset_only_the_server_has"}
+    assert TrainConfig.model_validate(_cfg(reward=remote, curriculum=cur)).curriculum is not None
+    with pytest.raises(ValidationError, match="'progress' thresholds need the reward's range"):
+        TrainConfig.model_validate(
+            _cfg(reward=remote, curriculum=_curriculum(0.5, units="progress"))
+        )
+
+
+@pytest.mark.parametrize(
+    ("reward", "want"),
+    [
+        ("dig", [1 + 0.7 * 2, 1 + 0.6 * 2]),  # sum: format alone 1, maximum 3
+        ("deva_detection", None),  # harmonic: format alone ≈ 0, maximum 1
+    ],
+)
+def test_default_progress_thresholds_become_reward_units(reward: str, want) -> None:
+    cfg = TrainConfig.model_validate(_cfg(reward={"reward": reward}, curriculum={}))
+    cur = cfg.curriculum
+    assert cur.threshold_units == "reward"
+    got = [s.reward_threshold for s in cur.stages[:2]]
+    from services.reward.scoring import compiled
+    from services.reward.scoring.ranges import aggregate_range
+
+    rng = aggregate_range(compiled(reward))
+    if want is None:
+        want = [rng.format_alone + t * (rng.hi - rng.format_alone) for t in (0.7, 0.6)]
+    assert got == pytest.approx(want)
+    assert all(rng.format_alone < t < rng.hi for t in got)
+    # the dumped config is stable: it reloads to the same thresholds
+    again = TrainConfig.model_validate(cfg.model_dump(mode="json"))
+    assert [s.reward_threshold for s in again.curriculum.stages[:2]] == pytest.approx(got)
+
+
+def test_diversity_switches_reach_the_trainer_terms() -> None:
+    terms = TrainConfig.model_validate(_cfg()).deva.terms()
+    assert (terms.reduction, terms.state_reward, terms.prompt_transition) == (
+        "mean",
+        "cumulative",
+        True,
+    )
+    div = {"enabled": True, "reduction": "sum", "state_reward": "last_token"}
+    terms = TrainConfig.model_validate(
+        _cfg(deva={"diversity": {**div, "prompt_transition": False}})
+    ).deva.terms()
+    assert (terms.reduction, terms.state_reward, terms.prompt_transition) == (
+        "sum",
+        "last_token",
+        False,
+    )
+    with pytest.raises(ValidationError, match="reduction"):
+        TrainConfig.model_validate(_cfg(deva={"diversity": {"reduction": "max"}}))

@@ -29,6 +29,7 @@ def cfg(**kw) -> CurriculumConfig:
             StageSpec(name="mixed"),
         ),
     )
+    kw.setdefault("threshold_units", "reward")
     return CurriculumConfig(stages=stages, **kw)
 
 
@@ -256,3 +257,17 @@ def test_grpo_trainer_switches_stages(tiny_qwen2vl, tmp_path):
     # accelerate prefetches one batch: each stage arrives one step after its transition
     assert names == ["single", "single", "dual", "mixed"]
     assert len(cur.rewards) >= 1  # logged "reward" reached the curriculum
+
+
+def test_progress_thresholds_map_onto_the_reward_range():
+    c = CurriculumConfig()  # defaults: 0.7 and 0.6 of the way from format alone to the top
+    assert c.threshold_units == "progress"
+    got = c.in_reward_units(1.0, 3.0)  # dig: format alone 1, maximum 3
+    assert got.threshold_units == "reward"
+    assert [s.reward_threshold for s in got.stages] == pytest.approx([2.4, 2.2, None])
+    assert [s.max_steps for s in got.stages] == [s.max_steps for s in c.stages]
+    assert got.in_reward_units(0.0, 1.0) is got  # already in reward units
+    with pytest.raises(ValueError, match="in_reward_units"):
+        Curriculum(c)  # unconverted progress thresholds are refused
+    with pytest.raises(ValidationError, match=r"fraction in \[0, 1\)"):
+        CurriculumConfig(stages=(StageSpec(name="a", reward_threshold=1.5), StageSpec(name="b")))

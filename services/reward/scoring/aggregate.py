@@ -18,7 +18,7 @@ class MeanParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     eps: float = Field(default=1e-6, gt=0.0, le=1.0, description="floor ε on each r̂_k")
-    scale: float = Field(default=1.0, gt=0.0, description="multiplies the result")
+    scale: float = Field(default=1.0, gt=0.0, le=1e6, description="multiplies the result")
 
 
 def _register(name: str, params: type[BaseModel] = NoParams):  # type: ignore[no-untyped-def]

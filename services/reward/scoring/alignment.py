@@ -10,14 +10,27 @@ Output text: by default the contents of the last ``<answer>`` block (``output="a
 the completion when there is none) — CLIP's 77-token text window would otherwise see mostly
 the ``<think>`` part; ``output="completion"`` embeds the whole completion.
 
-Declared range and [0, 1] scaling. r_v attains ``[lo, hi] = reward_range(params)``, with
-``hi = (a / v_min − b)²`` for the usual ``b ≤ a`` (25 with the defaults). The component
-declares ``(0, hi)`` by default (``floor="zero"``), so aggregators see
-``r̂ = r_v / hi ∈ [c / hi, 1]``: DEVA's floor ``c`` is a real, non-zero reward. Declaring the
-attainable minimum instead (``floor="attainable"``: ``r̂ = (r_v − lo) / (hi − lo)``) maps
-every moderately aligned triple (``V ≥ a / (b + √c)``, ≈ 0.71 with the defaults — most
-CLIP triples) to r̂ = 0, and harmonic aggregation then gives those samples ≈ 0 whatever
-their accuracy. Both bounds follow from ``v_min``.
+Scaling for aggregation (docs/rewards.md, "DEVA aggregation"). r_v attains
+``[lo, hi] = reward_range(params)`` (``[c, (a / v_min − b)²]`` for the usual ``b ≤ a``:
+``[2, 25]`` with the defaults). Nearly orthogonal embeddings — most CLIP triples — sit at the
+floor ``c``. How r_v becomes the ``r̂ ∈ [0, 1]`` that harmonic aggregation consumes
+(``floor``):
+
+* ``"credit"`` (default): the floor earns ``floor_credit = s₀`` (0.5) and the rest of the
+  attainable band maps linearly onto ``[s₀, 1]``:
+  ``r̂ = s₀ + (1 − s₀) · (r_v − lo) / (hi − lo)``. The component declares the scale bounds
+  ``((lo − s₀·hi) / (1 − s₀), hi)`` (``(−21, 25)`` with the defaults) and the attainable
+  range ``(lo, hi)`` separately. A harmonic mean's slope in component k is
+  ``∂H/∂r̂_k = H² w_k / (Σw · r̂_k²)``: a component sitting at r̂ ≈ 0.08 (what ``"zero"``
+  gives the floor) has ≈ 150× the slope of one at 1 and pins a perfect answer's aggregate
+  near 0.2 — alignment, a non-verifiable shaping term, would drown the task reward. With
+  ``s₀ = ½`` the floor is "no bonus", not "failure".
+* ``"zero"``: declared ``(0, hi)``, ``r̂ = r_v / hi ∈ [c / hi, 1]`` (0.08 at the floor).
+* ``"attainable"``: declared ``(lo, hi)``, the floor maps to r̂ = 0, and harmonic
+  aggregation gives every floor sample ≈ 0 whatever its accuracy.
+
+The ``deva_*`` presets add alignment with weight ¼ besides ``floor="credit"``; the two
+together give the properties pinned by tests/services/reward/scoring/test_deva_presets.py.
 
 Failures are explicit: a sample without ``image`` or ``query`` gets ``missing_input``; an
 unreachable/failing embedding service gives every sample ``embedding_unavailable`` /
@@ -62,19 +75,50 @@ class AlignmentSettings(BaseSettings):
 class AlignmentParams(HypervolumeParams):
     """Hypervolume parameters (a, b, c, v_min) plus how the output is taken and scaled."""
 
-    output: Literal["answer", "completion"] = "answer"
-    floor: Literal["zero", "attainable"] = Field(
-        default="zero", description="declared lower bound: 0 (default) or the attainable minimum"
+    output: Literal["answer", "completion"] = Field(
+        default="answer",
+        description="text embedded as the output: the last <answer> block or the whole completion",
+    )
+    floor: Literal["credit", "zero", "attainable"] = Field(
+        default="credit",
+        description=(
+            "how r_v is scaled to [0, 1] for aggregation: 'credit' maps the floor c to "
+            "floor_credit and the attainable band linearly onto [floor_credit, 1]; 'zero' "
+            "divides by the maximum; 'attainable' maps the floor to 0"
+        ),
+    )
+    floor_credit: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="scaled value r̂ of the floor c under floor='credit' (0 < s₀ < 1)",
     )
 
     def hypervolume(self) -> HypervolumeParams:
         return HypervolumeParams(a=self.a, b=self.b, c=self.c, v_min=self.v_min)
 
 
+def alignment_attainable(p: AlignmentParams) -> tuple[float, float]:
+    """``[lo, hi] = reward_range(params)``: the values r_v can take."""
+    return reward_range(p.hypervolume())
+
+
 def alignment_bounds(p: AlignmentParams) -> tuple[float, float]:
-    """``(0, hi)`` or ``(lo, hi)`` with ``[lo, hi] = reward_range(params)`` (module docstring)."""
-    lo, hi = reward_range(p.hypervolume())
-    return (0.0, hi) if p.floor == "zero" else (lo, hi)
+    """The scale bounds for ``r̂ = (r − lo') / (hi − lo')`` per ``p.floor`` (module docstring).
+
+    ``"credit"``: ``lo' = (lo − s₀·hi) / (1 − s₀)`` so that ``r̂(lo) = s₀`` and ``r̂(hi) = 1``;
+    a constant r_v (``lo == hi``, e.g. ``c`` above every attainable value) carries no signal
+    and is scaled to 1 (bounds ``(lo − 1, lo)``), as ``hypervolume.scaled`` does.
+    """
+    lo, hi = alignment_attainable(p)
+    if p.floor == "zero":
+        return (0.0, hi)
+    if p.floor == "attainable":
+        return (lo, hi)
+    if not hi > lo:
+        return (lo - 1.0, lo)
+    s0 = p.floor_credit
+    return ((lo - s0 * hi) / (1.0 - s0), hi)
 
 
 def endpoint(context: ScoringContext) -> AlignmentSettings:
@@ -170,14 +214,20 @@ def _fill(out: list[float | ErrorInfo], todo: list[int], err: ErrorInfo) -> list
 
 
 @batch_component(
-    "alignment", needs="any", bounds=alignment_bounds, params=AlignmentParams, ready=alignment_ready
+    "alignment",
+    needs="any",
+    bounds=alignment_bounds,
+    params=AlignmentParams,
+    ready=alignment_ready,
+    attainable=alignment_attainable,
 )
 async def alignment(
     samples: list[Prepared], p: AlignmentParams, context: ScoringContext
 ) -> list[float | ErrorInfo]:
     """DEVA hypervolume reward r_v = max((a / max(V, v_min) − b)², c), V = sqrt(det G) of the
     unit embeddings of the (masked) image, the query and the output (embedding service, one
-    call per request). Range (0, (a/v_min − b)²) by default; errors are per-sample data."""
+    call per request). Values in [c, (a/v_min − b)²]; scaled for aggregation per ``floor``
+    (module docstring); errors are per-sample data."""
     built = [build_item(s, p) for s in samples]
     out: list[float | ErrorInfo] = [b if isinstance(b, ErrorInfo) else 0.0 for b in built]
     todo = [i for i, b in enumerate(built) if isinstance(b, AlignmentItem)]

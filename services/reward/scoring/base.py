@@ -17,7 +17,10 @@ Four registries (``services.common.registry.Registry``):
 * ``presets``: named :class:`~schemas.reward.RewardSpec`.
 
 Every component declares ``bounds(params) -> (lo, hi)``; aggregators that need [0, 1] inputs
-get ``r̂ = clip((r − lo) / (hi − lo), 0, 1)``.
+get ``r̂ = clip((r − lo) / (hi − lo), 0, 1)``. A component whose scale differs from the values
+it can take (DEVA ``alignment``: its floor is mapped to a stated credit, not to 0) also
+declares ``attainable(params) -> (lo, hi)``, the interval its values really lie in; otherwise
+the two coincide (:meth:`Component.value_range`).
 """
 
 from __future__ import annotations
@@ -129,6 +132,11 @@ class Component:
     parse: frozenset[str] = frozenset()
     """Peer answer dialects this component needs (``parse.PARSE_OPTIONS``); a spec parses
     with the union of its components' options."""
+    attainable: Callable[[Any], tuple[float, float]] | None = None
+
+    def value_range(self, params: Any) -> tuple[float, float]:
+        """The interval the component's values lie in (``attainable``, else ``bounds``)."""
+        return (self.attainable or self.bounds)(params)
 
     @property
     def kind(self) -> Literal["sample", "batch"]:
@@ -208,6 +216,7 @@ def batch_component(
     bounds: Callable[[Any], tuple[float, float]] | tuple[float, float],
     params: type[BaseModel] = NoParams,
     ready: ReadyFn | None = None,
+    attainable: Callable[[Any], tuple[float, float]] | None = None,
 ) -> Callable[[BatchScore], BatchScore]:
     """Decorator registering an async batch component
     ``async fn(samples, params, context) -> list[float | ErrorInfo]`` (one call per request)."""
@@ -215,7 +224,9 @@ def batch_component(
     def add(fn: BatchScore) -> BatchScore:
         b = bounds if callable(bounds) else (lambda _p, _b=bounds: _b)
         components.register(name)(
-            Component(name, _doc(fn), needs, params, b, score_batch=fn, ready=ready)
+            Component(
+                name, _doc(fn), needs, params, b, score_batch=fn, ready=ready, attainable=attainable
+            )
         )
         return fn
 

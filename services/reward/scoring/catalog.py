@@ -22,7 +22,7 @@ def catalog() -> RewardsCatalog:
     aggregator, advantage estimator and preset (with its resolved spec)."""
     comps = []
     for name, c in components.items():
-        lo, hi = c.bounds(c.params())
+        lo, hi = c.value_range(c.params())  # the values it takes, not its scale bounds
         comps.append(
             ComponentInfo(
                 name=name,

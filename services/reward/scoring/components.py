@@ -125,10 +125,10 @@ class MatchParams(BaseModel):
 
     tau: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU ≥ tau makes a true positive")
     l1_weight: float = Field(
-        default=5.0, ge=0.0, description="λ_L1 (boxes normalised by image size)"
+        default=5.0, ge=0.0, le=1e6, description="λ_L1 (boxes normalised by image size)"
     )
-    giou_weight: float = Field(default=2.0, ge=0.0, description="λ_giou on (1 − GIoU)")
-    cls_weight: float = Field(default=1.0, ge=0.0, description="λ_cls per label mismatch")
+    giou_weight: float = Field(default=2.0, ge=0.0, le=1e6, description="λ_giou on (1 − GIoU)")
+    cls_weight: float = Field(default=1.0, ge=0.0, le=1e6, description="λ_cls per label mismatch")
     labels: Literal["auto", "ignore"] = Field(
         default="auto",
         description="auto: labels must agree when both GT and answer carry labels; ignore: never",

@@ -145,9 +145,11 @@ class WeightedSumParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     iou_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU ≥ this matches")
-    alpha: float = Field(default=0.7, ge=0.0, description="weight of the position score")
-    beta: float = Field(default=0.0, ge=0.0, description="weight of the label score")
-    gamma: float = Field(default=0.3, ge=0.0, description="weight of the completeness score")
+    alpha: float = Field(default=0.7, ge=0.0, le=1e6, description="weight of the position score")
+    beta: float = Field(default=0.0, ge=0.0, le=1e6, description="weight of the label score")
+    gamma: float = Field(
+        default=0.3, ge=0.0, le=1e6, description="weight of the completeness score"
+    )
 
 
 @sample_component("weighted_sum", needs="boxes", bounds=(0.0, 1.0), params=WeightedSumParams)
@@ -209,12 +211,18 @@ class VRParams(BaseModel):
 
     iou_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU > this (+1 px)")
     l1_threshold: float = Field(
-        default=10.0, gt=0.0, description="mean |Δ| of the 4 box coordinates < this (frame units)"
+        default=10.0,
+        gt=0.0,
+        le=1e6,
+        description="mean |Δ| of the 4 box coordinates < this (frame units)",
     )
     point_threshold: float = Field(
-        default=30.0, gt=0.0, description="point distance < this (frame units)"
+        default=30.0, gt=0.0, le=1e6, description="point distance < this (frame units)"
     )
-    max_objects: int = Field(default=120, ge=1, description="both lists truncated to this")
+
+
+VR_MAX_OBJECTS = 120
+"""VisionReasoner cuts both lists to their first 120 items."""
 
 
 def _in_frame_units(s: Prepared) -> tuple[list[list[Fraction]], list[list[Fraction]]]:
@@ -247,7 +255,7 @@ def _vr_criteria(s: Prepared, p: VRParams) -> np.ndarray:
     if sol.points is None:
         raise ValueError("vr_accuracy needs solution.points (one [x, y] per GT box)")
     sx, sy = frame_scale(s.truth.frame)
-    pred = np.array(ans.rows, dtype=np.float64)[: p.max_objects]
+    pred = np.array(ans.rows, dtype=np.float64)[:VR_MAX_OBJECTS]
     ext = frame_extent(s.truth.frame)
     if ext is not None and s.truth.frame.image_size is not None:
         np.clip(pred[:, 0::2], 0.0, ext[0], out=pred[:, 0::2])
@@ -255,8 +263,8 @@ def _vr_criteria(s: Prepared, p: VRParams) -> np.ndarray:
     np.maximum(pred[:, 2], pred[:, 0], out=pred[:, 2])  # inverted → collapsed (canonical)
     np.maximum(pred[:, 3], pred[:, 1], out=pred[:, 3])
     scale = np.array((sx, sy, sx, sy))
-    gt = (np.array(sol.boxes, dtype=np.float64) / scale)[: p.max_objects]
-    gpt = (np.array(sol.points, dtype=np.float64) / scale[:2])[: p.max_objects]
+    gt = (np.array(sol.boxes, dtype=np.float64) / scale)[:VR_MAX_OBJECTS]
+    gpt = (np.array(sol.points, dtype=np.float64) / scale[:2])[:VR_MAX_OBJECTS]
     n = pred.shape[0]
     pts = ans.points or [None] * ans.n
     ppt = np.array([q if q is not None else (np.nan, np.nan) for q in pts[:n]], dtype=np.float64)
@@ -331,7 +339,7 @@ def vr_accuracy_reward(s: Prepared, p: VRParams) -> float:
     (VisionReasoner: KeyError, 0 for the whole answer)."""
     ans = s.answer
     assert isinstance(ans, BoxAnswer) and s.truth.boxes is not None
-    n, m = min(ans.n, p.max_objects), min(s.truth.boxes.shape[0], p.max_objects)
+    n, m = min(ans.n, VR_MAX_OBJECTS), min(s.truth.boxes.shape[0], VR_MAX_OBJECTS)
     if n == 0 or m == 0:
         return 3.0 if n == m else 0.0
     score = _vr_criteria(s, p)

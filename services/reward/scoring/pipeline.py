@@ -20,6 +20,7 @@ import asyncio
 import gc
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -227,6 +228,9 @@ def _sync_values(items: Sequence[Prepared], c: CompiledSpec) -> Scored:
                 _one(items[i], j, comp, params, values[i], present[i], comp_errors[i])
             continue
         for i, v in zip(ok, got_many, strict=True):
+            if not math.isfinite(v):
+                comp_errors[i][comp.name] = _non_finite(comp.name, v)
+                continue
             values[i][j] = v
             present[i][j] = True
     k = len(lo)
@@ -250,13 +254,22 @@ def _one(
 ) -> None:
     """Score one sample with one component; a failure is recorded, never raised."""
     try:
-        row[j] = comp.score(item, params)  # type: ignore[misc]
+        value = comp.score(item, params)  # type: ignore[misc]
+        if not math.isfinite(value):
+            errors[comp.name] = _non_finite(comp.name, value)
+            return
+        row[j] = value
         got[j] = True
     except Exception as exc:  # a bug in one component must not fail the batch
         log.exception("component %s failed", comp.name)
         errors[comp.name] = ErrorInfo(
             code="component_failed", message=f"{type(exc).__name__}: {exc}"
         )
+
+
+def _non_finite(name: str, value: float) -> ErrorInfo:
+    """A component value that overflowed (or is NaN): that sample's value is missing."""
+    return ErrorInfo(code="non_finite", message=f"component {name} gave {value} (overflow)")
 
 
 async def _batch_values(
@@ -279,6 +292,8 @@ async def _batch_values(
         for i, v in zip(ok, got, strict=True):
             if isinstance(v, ErrorInfo):
                 out.component_errors[i][comp.name] = v
+            elif not math.isfinite(v):
+                out.component_errors[i][comp.name] = _non_finite(comp.name, v)
             else:
                 out.values[i, j] = v
                 out.present[i, j] = True

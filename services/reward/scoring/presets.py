@@ -12,9 +12,22 @@ from services.reward.scoring.base import Preset, components, presets
 
 # DEVA's alignment reward: services/reward/scoring/alignment.py registers the "alignment"
 # batch component (the package __init__ imports it before this module); every deva_* preset
-# below then includes it with its default parameters (a=1, b=0, c=2, v_min=0.2; range (0, 25]).
+# below includes it with its default parameters (a=1, b=0, c=2, v_min=0.2: r_v ∈ [2, 25];
+# floor="credit", floor_credit=0.5: the floor is scaled to r̂ = 0.5, the band linearly onto
+# [0.5, 1]) and weight DEVA_ALIGNMENT_WEIGHT in the harmonic mean. With n task/format
+# components at 1, a floor alignment costs a perfect answer 1 − (n + w)/(n + w/s₀) =
+# w(1/s₀ − 1)/(n + w/s₀): 10 % for n = 2, 7 % for n = 3 — the task decides the reward and
+# alignment shapes it (docs/rewards.md, "DEVA aggregation"; tests: test_deva_presets.py).
+DEVA_ALIGNMENT_WEIGHT = 0.25
 DEVA_EXTRA: list[ComponentRef] = (
-    [ComponentRef(name="alignment")] if "alignment" in components else []
+    [ComponentRef(name="alignment", weight=DEVA_ALIGNMENT_WEIGHT)]
+    if "alignment" in components
+    else []
+)
+DEVA_SCALING = (
+    " Scaled harmonic mean (DEVA leaves the scale to its supplement): each component is "
+    "mapped to [0, 1] by its range; alignment r_v ∈ [c, (a/v_min − b)²] maps its floor c to "
+    "0.5 and the band linearly onto [0.5, 1], with weight 0.25 (docs/rewards.md)."
 )
 
 
@@ -184,19 +197,21 @@ _add(
 _add(
     "deva_detection",
     _spec("virft_iou", "virft_confidence", "format", *DEVA_EXTRA, method="harmonic"),
-    "DEVA (CVPR 2026) on Visual-RFT detection: the Visual-RFT components, harmonic "
-    "aggregation on components scaled to [0, 1].",
+    "DEVA (CVPR 2026) on Visual-RFT detection: the Visual-RFT components plus alignment, "
+    "harmonic aggregation on components scaled to [0, 1]." + DEVA_SCALING,
     "As virft_detection.",
 )
 _add(
     "deva_grounding",
     _spec("giou", "format", *DEVA_EXTRA, method="harmonic"),
-    "DEVA on LISA grounding: GIoU and format, harmonic aggregation (GIoU scaled from [−1, 1]).",
+    "DEVA on LISA grounding: GIoU, format and alignment, harmonic aggregation (GIoU scaled "
+    "from [−1, 1])." + DEVA_SCALING,
     "As virft_lisa.",
 )
 _add(
     "deva_classification",
     _spec("accuracy", "format", *DEVA_EXTRA, method="harmonic"),
-    "DEVA on Visual-RFT classification: accuracy and format, harmonic aggregation.",
+    "DEVA on Visual-RFT classification: accuracy, format and alignment, harmonic "
+    "aggregation." + DEVA_SCALING,
     "As virft_classification.",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from schemas.bounds import interval
 from schemas.reward import AggregateRef, BoxSolution, ComponentRef, RewardRef, RewardSpec
 from services.common.registry import UnknownNameError
 from services.reward.scoring.base import (
@@ -52,6 +54,27 @@ class CompiledSpec:
         return any(c.kind == "batch" for c, _ in self.components)
 
 
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _allowed_range(model: type[BaseModel], name: str) -> str | None:
+    """``[lo, hi]``-style text of a field's ``gt/ge/lt/le`` constraints (None without any)."""
+    field = model.model_fields.get(name)
+    if field is None:
+        return None
+    lo, hi, lo_open, hi_open = float("-inf"), float("inf"), False, False
+    for m in field.metadata:
+        if getattr(m, "gt", None) is not None:
+            lo, lo_open = float(m.gt), True
+        if getattr(m, "ge", None) is not None:
+            lo, lo_open = float(m.ge), False
+        if getattr(m, "lt", None) is not None:
+            hi, hi_open = float(m.lt), True
+        if getattr(m, "le", None) is not None:
+            hi, hi_open = float(m.le), False
+    return f"must be in {interval(lo, hi, lo_open or lo == -math.inf, hi_open or hi == math.inf)}"
+
+
 def _params(model: type[BaseModel], given: dict[str, Any], where: str) -> BaseModel:
     try:
         return model.model_validate(given)
@@ -61,7 +84,11 @@ def _params(model: type[BaseModel], given: dict[str, Any], where: str) -> BaseMo
             loc = ".".join(str(x) for x in err["loc"])
             known = ", ".join(model.model_fields) or "none"
             hint = f" (known parameters: {known})" if err["type"] == "extra_forbidden" else ""
-            parts.append(f"{where}.{loc}: {err['msg']}{hint}")
+            if err["type"] in _BOUND_ERRORS and err["loc"]:
+                allowed = _allowed_range(model, str(err["loc"][0]))
+                hint = f" ({allowed})" if allowed else ""
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}.{loc}: {msg}{hint}")
         raise SpecError("; ".join(parts)) from None
 
 
@@ -79,7 +106,12 @@ def compile_spec(spec: RewardSpec) -> CompiledSpec:
         where = f"reward.components[{i}]"
         comp: Component = _lookup(components, ref.name, f"{where}.name")
         params = _params(comp.params, ref.params, f"{where}.params")
-        lo, hi = comp.bounds(params)
+        try:
+            lo, hi = comp.bounds(params)
+        except (OverflowError, ZeroDivisionError) as exc:
+            raise SpecError(f"{where}.params: the component's range overflows ({exc})") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise SpecError(f"{where}.params: the component's range [{lo}, {hi}] is not finite")
         if not hi > lo:
             raise SpecError(f"{where}: component range [{lo}, {hi}] is empty")
         comps.append((comp, params, lo, hi, ref.weight))

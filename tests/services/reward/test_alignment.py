@@ -74,8 +74,12 @@ def test_deva_presets_include_alignment_harmonically() -> None:
 
 
 def test_bounds_follow_from_v_min() -> None:
-    assert alignment_bounds(AlignmentParams()) == (0.0, 25.0)
-    assert alignment_bounds(AlignmentParams(v_min=0.1)) == pytest.approx((0.0, 100.0))
+    # credit (default): lo' = (2 − 0.5·25) / 0.5 = −21, so r̂(2) = 23/46 = 0.5 and r̂(25) = 1
+    assert alignment_bounds(AlignmentParams()) == (-21.0, 25.0)
+    assert alignment_bounds(AlignmentParams(floor_credit=0.2)) == pytest.approx((-3.75, 25.0))
+    assert alignment_bounds(AlignmentParams(c=500.0)) == (499.0, 500.0)  # constant r_v → r̂ = 1
+    assert alignment_bounds(AlignmentParams(floor="zero")) == (0.0, 25.0)
+    assert alignment_bounds(AlignmentParams(v_min=0.1, floor="zero")) == pytest.approx((0.0, 100.0))
     assert alignment_bounds(AlignmentParams(floor="attainable")) == (2.0, 25.0)
     assert alignment_bounds(AlignmentParams(a=2.0, c=0.0, v_min=0.5, floor="attainable")) == (
         4.0,
@@ -106,9 +110,11 @@ def test_values_match_hypervolume_in_one_call(encoder) -> None:
     for k, res in enumerate(results):
         assert not res.component_errors, res.component_errors
         assert res.components["alignment"] == pytest.approx(float(want[k]), rel=1e-4)
-        # harmonic over giou, format, alignment with alignment scaled by (0, 25)
+        # harmonic over giou, format (weight 1) and alignment (weight ¼, floor credit ½:
+        # scaled by (−21, 25), so r̂ = (r + 21) / 46)
         g = (res.components["giou"] + 1) / 2
-        expected = 3 / (1 / max(g, 1e-6) + 1 / 1.0 + 1 / max(want[k] / 25, 1e-6))
+        a = (want[k] + 21) / 46
+        expected = 2.25 / (1 / max(g, 1e-6) + 1 / 1.0 + 0.25 / a)
         assert res.reward == pytest.approx(expected, rel=1e-4)
 
 

@@ -215,6 +215,7 @@ def test_rewards_catalog():
     body = r.json()
     comps = {c["name"]: c for c in body["components"]}
     assert comps["giou"]["range"] == [-1.0, 1.0]
+    assert comps["alignment"]["range"] == [2.0, 25.0]  # attainable r_v, not its scale bounds
     assert comps["f1"]["params"]["properties"]["tau"]["default"] == 0.5
     assert comps["api_test_flaky"]["kind"] == "batch"
     assert {p["name"] for p in body["presets"]} >= {"dig", "virft_detection", "deva_grounding"}

@@ -99,3 +99,65 @@ def test_perfect_balance_gives_zero_and_single_token_rows_are_skipped() -> None:
     assert float(zero) == 0.0
     zero.backward()  # still differentiable
     assert float(lone["logps"].grad.abs().sum()) == 0.0
+
+
+def _two_completions() -> dict[str, torch.Tensor]:
+    """Completion 0 has 3 tokens (2 transitions), completion 1 has 2 tokens (1 transition)."""
+    t = lambda *rows: torch.tensor([[L(x) for x in r] for r in rows], dtype=torch.float64)  # noqa: E731
+    return {
+        "logps": t((0.5, 0.25, 0.8), (0.6, 0.7, 0.9)),
+        "eos_logps": t((0.1, 0.2, 0.4), (0.3, 0.5, 0.9)),
+        "ref_logps": t((0.4, 0.3, 0.9), (0.5, 0.2, 0.9)),
+        "ref_eos_logps": t((0.2, 0.5, 0.6), (0.4, 0.1, 0.9)),
+        "mask": torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]),
+    }
+
+
+def _hand_residuals(state_reward: str) -> list[list[float]]:
+    """δ by hand, γ = 1: log r_t = ln π_ref(o_t) + π_ref(⊤ | o_<t)."""
+    lr = [[L(0.4) + 0.2, L(0.3) + 0.5], [L(0.5) + 0.4]]  # log r per transition column
+    if state_reward == "last_token":  # Δ log R_t = log r_t − log r_{t−1}, log r_0 = 0
+        lr = [[lr[0][0], lr[0][1] - lr[0][0]], [lr[1][0]]]
+    # δ_t = Δ log R_t + ln π(⊤|o_<t) − ln π(o_t|o_<t) − ln π(⊤|o_≤t)
+    return [
+        [lr[0][0] + L(0.1) - L(0.5) - L(0.2), lr[0][1] + L(0.2) - L(0.25) - L(0.4)],
+        [lr[1][0] + L(0.3) - L(0.6) - L(0.5)],
+    ]
+
+
+@pytest.mark.parametrize("state_reward", ["cumulative", "last_token"])
+@pytest.mark.parametrize("prompt_transition", [True, False])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reductions_and_switches_hand_computed(
+    reduction: str, prompt_transition: bool, state_reward: str
+) -> None:
+    d = _hand_residuals(state_reward)
+    if not prompt_transition:  # drop column 0: completion 1 is left without a transition
+        d = [d[0][1:], []]
+    per = [sum(x * x for x in row) / (len(row) if reduction == "mean" else 1) for row in d if row]
+    loss, metrics = diversity_loss(
+        **_two_completions(),
+        gamma=1.0,
+        reduction=reduction,
+        state_reward=state_reward,
+        prompt_transition=prompt_transition,
+    )
+    assert float(loss) == pytest.approx(sum(per) / len(per), rel=1e-12)
+    assert metrics["div/loss"] == pytest.approx(sum(per) / len(per))
+
+
+def test_sum_is_mean_times_the_transition_count() -> None:
+    x = _rand(3, 9, seed=4)
+    mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4, [1] * 2 + [0] * 7], dtype=torch.float64)
+    for i, n in enumerate((8, 4, 1)):  # |V_i| = tokens − 1
+        one = {k: v[i : i + 1] for k, v in x.items()}
+        s, _ = diversity_loss(**one, mask=mask[i : i + 1], reduction="sum")
+        m, _ = diversity_loss(**one, mask=mask[i : i + 1], reduction="mean")
+        assert float(s) == pytest.approx(n * float(m), rel=1e-12)
+
+
+def test_unknown_reduction_and_state_reward_are_refused() -> None:
+    with pytest.raises(ValueError, match="reduction"):
+        diversity_loss(**_two_completions(), reduction="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="state_reward"):
+        diversity_loss(**_two_completions(), state_reward="total")  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""Issue 20 item 1: component parameters have validated bounds (422 naming the field and the
+allowed range), and arithmetic that can still overflow is a per-sample error, never a 500."""
+
+from __future__ import annotations
+
+import json
+
+from services.reward.scoring import sample_component
+from tests.services.reward.test_reward_api import GOOD, GT, post
+
+HUGE_A = {"components": [{"name": "alignment", "params": {"a": 1e200}}]}
+
+
+def _is_bound_error(r, field: str) -> None:
+    assert r.status_code == 422, (r.status_code, r.text)
+    msg = r.json()["error"]["message"]
+    assert field in msg and "must be in" in msg, msg
+
+
+def test_aggregate_exact_request_is_422() -> None:
+    r = post("/v1/aggregate", {"reward": HUGE_A, "values": [{"alignment": 1.0}]})
+    _is_bound_error(r, "reward.components[0].params.a")
+
+
+def test_score_with_huge_a_is_422() -> None:
+    body = {"reward": HUGE_A, "samples": [{"id": "s", "completion": GOOD, "solution": GT}]}
+    _is_bound_error(post("/v1/score", body), "reward.components[0].params.a")
+
+
+def test_score_groups_with_huge_a_is_422() -> None:
+    body = {
+        "reward": HUGE_A,
+        "groups": [{"id": "g", "solution": GT, "completions": [GOOD, GOOD]}],
+    }
+    _is_bound_error(post("/v1/score/groups", body), "reward.components[0].params.a")
+
+
+def test_get_reward_with_the_spec_in_the_label_is_422() -> None:
+    label = json.dumps({"solution": GT, "reward": HUGE_A})
+    body = {"query": ["p" + GOOD], "prompts": ["p"], "labels": [label]}
+    r = post("/get_reward", body)
+    _is_bound_error(r, "params.a")
+    assert "labels[0]" in r.json()["error"]["message"]
+
+
+PROBES = (1e200, -1e200, 1e-300, -1e-300, 0.0, -1.0, 1e6, 1e12)
+
+
+def _numeric_fields(model) -> list[str]:
+    return [n for n, f in model.model_fields.items() if f.annotation in (float, int)] + [
+        n
+        for n, f in model.model_fields.items()
+        if f.annotation not in (float, int) and any(hasattr(m, "func") for m in f.metadata)
+    ]
+
+
+def _probe_requests() -> list[tuple[str, str, dict]]:
+    """(what, route, body) for every numeric parameter of every plug-in and every probe."""
+    from services.reward.scoring import aggregators, components
+    from services.reward.scoring.base import advantages
+
+    out = []
+    for name in components.names():
+        comp = components.get(name)
+        for field in _numeric_fields(comp.params):
+            for v in PROBES:
+                spec = {"components": [{"name": name, "params": {field: v}}, {"name": "format"}]}
+                values = [{name: 0.5, "format": 1.0}]
+                out.append(
+                    (f"{name}.{field}={v}", "/v1/aggregate", {"reward": spec, "values": values})
+                )
+    for name in aggregators.names():
+        for field in _numeric_fields(aggregators.get(name).params):
+            for v in PROBES:
+                spec = {
+                    "components": [{"name": "format"}, {"name": "f1"}],
+                    "aggregate": {"method": name, "params": {field: v}},
+                }
+                values = [{"format": 1.0, "f1": 0.5}]
+                out.append(
+                    (f"{name}.{field}={v}", "/v1/aggregate", {"reward": spec, "values": values})
+                )
+    for name in advantages.names():
+        for field in _numeric_fields(advantages.get(name).params):
+            for v in PROBES:
+                body = {
+                    "reward": "dig",
+                    "advantage": name,
+                    "advantage_params": {field: v},
+                    "groups": [{"id": "g", "solution": GT, "completions": [GOOD, "x"]}],
+                }
+                out.append((f"{name}.{field}={v}", "/v1/score/groups", body))
+    return out
+
+
+def test_every_parameter_probe_is_200_or_a_422_naming_the_range() -> None:
+    from tests.services.reward.test_reward_api import call
+
+    probes = _probe_requests()
+    assert len(probes) > 100
+    responses = call([("POST", route, {"json": body}) for _, route, body in probes])
+    for (what, _route, _body), r in zip(probes, responses, strict=True):
+        assert r.status_code in (200, 422), (what, r.status_code, r.text)
+        if r.status_code == 422:
+            msg = r.json()["error"]["message"]
+            assert "params." in msg and "must be in" in msg, (what, msg)
+        else:
+            text = r.text
+            assert "Infinity" not in text and "NaN" not in text, (what, text)
+
+
+def _overflowing(s, p) -> float:
+    """Test component: a value that overflowed float64 (only for the id "big")."""
+    return float("inf") if s.id == "big" else 0.5
+
+
+sample_component("bounds_test_overflow", needs="any", bounds=(0.0, 1.0))(_overflowing)
+
+
+def test_an_overflowing_value_is_a_per_sample_error() -> None:
+    spec = {
+        "components": [{"name": "format"}, {"name": "bounds_test_overflow"}],
+        "aggregate": {"method": "sum"},
+    }
+    samples = [{"id": i, "completion": GOOD, "solution": GT} for i in ("big", "ok")]
+    r = post("/v1/score", {"reward": spec, "samples": samples})
+    assert r.status_code == 200, r.text
+    big, ok = r.json()["results"]
+    assert big["component_errors"]["bounds_test_overflow"]["code"] == "non_finite"
+    assert big["reward"] == 1.0 and big["components"] == {"format": 1.0}  # left out, not inf
+    assert ok["reward"] == 1.5 and not ok["component_errors"]
