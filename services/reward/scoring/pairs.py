@@ -79,8 +79,7 @@ def precompute(items: Sequence[Prepared], cost_weights: Iterable[tuple[float, fl
         return
     answers: list[BoxAnswer] = [s.answer for s in box]  # type: ignore[misc]
     ns = [a.n for a in answers]
-    flat = [v for a in answers for v in a.flat]
-    pred = np.array(flat, dtype=np.float64).reshape(-1, 4)
+    pred = np.concatenate([a.boxes for a in answers])  # a copy: scaled in place below
     inverted = (pred[:, 2] < pred[:, 0]) | (pred[:, 3] < pred[:, 1])
     if inverted.any():
         owner = np.repeat(np.arange(len(ns)), ns)

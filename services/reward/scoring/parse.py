@@ -229,22 +229,22 @@ def _bulk_items(texts: list[str], max_boxes: int) -> list[BoxAnswer | None]:
         counts = list(map(len, datas))
         if max(counts) > max_boxes:
             return none
-        items = list(chain.from_iterable(datas))
-        rows = [item[key] for item in items]
-        labels = None if lkey is None else [item[lkey] for item in items]
-        confs = None if ckey is None else [item[ckey] for item in items]
+        rows = [item[key] for d in datas for item in d]
+        labels = None if lkey is None else [item[lkey] for d in datas for item in d]
+        confs = None if ckey is None else [item[ckey] for d in datas for item in d]
         if set(map(type, rows)) != {list} or set(map(len, rows)) != {4}:
             return none
         flat = list(chain.from_iterable(rows))
         if not set(map(type, flat)) <= _NUM_TYPES:
-            return none
-        if max(flat) > MAX_ABS_COORD or min(flat) < -MAX_ABS_COORD:
             return none
         if confs is not None and not set(map(type, confs)) <= _NUM_TYPES:
             return none
         if labels is not None and not set(map(type, labels)) <= {str}:
             return none
     except (KeyError, TypeError, IndexError):
+        return none
+    boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)  # = np.array(rows) per answer
+    if boxes.max() > MAX_ABS_COORD or boxes.min() < -MAX_ABS_COORD:
         return none
     out: list[BoxAnswer | None] = []
     off = 0
@@ -255,6 +255,7 @@ def _bulk_items(texts: list[str], max_boxes: int) -> list[BoxAnswer | None]:
                 rows[off:end],
                 None if labels is None else labels[off:end],
                 None if confs is None else confs[off:end],
+                array=boxes[off:end],
                 flat=flat[4 * off : 4 * end],
             )
         )

@@ -154,10 +154,10 @@ def check_frames(answers: list[BoxAnswer | ParseError], truth: Truth) -> list[An
     if extent is None or not boxes:
         return answers  # type: ignore[return-value]
     w, h = extent
-    xs = [v for a in boxes for v in a.flat[0::2]]
-    ys = [v for a in boxes for v in a.flat[1::2]]
+    arr = np.concatenate([a.boxes for a in boxes])
+    xs, ys = arr[:, 0::2], arr[:, 1::2]
     tx, ty = FRAME_TOLERANCE * w, FRAME_TOLERANCE * h
-    if min(xs) >= -tx and max(xs) <= w + tx and min(ys) >= -ty and max(ys) <= h + ty:
+    if xs.min() >= -tx and xs.max() <= w + tx and ys.min() >= -ty and ys.max() <= h + ty:
         return answers  # type: ignore[return-value]
     return [(check_frame(a, truth) or a) if isinstance(a, BoxAnswer) else a for a in answers]
 
@@ -484,12 +484,14 @@ async def _ascore_groups(
     bounds = np.cumsum([0] + [len(g.completions) for g in req.groups])
     rewards = [out.rewards[a:b] for a, b in itertools.pairwise(bounds)]
     advs = est.fn(rewards, est_params)
+    columns = values.T.tolist()  # one conversion; each group takes list slices
+    any_errors = any(out.component_errors)
     groups = []
     for gi, g in enumerate(req.groups):
         a, b = int(bounds[gi]), int(bounds[gi + 1])
         r = rewards[gi]
         comp_errs: dict[str, list[ErrorInfo | None]] = {}
-        for i in range(a, b):
+        for i in range(a, b) if any_errors else ():
             for name, err in out.component_errors[i].items():
                 comp_errs.setdefault(name, [None] * (b - a))[i - a] = err
         groups.append(
@@ -497,7 +499,7 @@ async def _ascore_groups(
                 id=g.id,
                 rewards=r.tolist(),
                 advantages=np.asarray(advs[gi], dtype=np.float64).tolist(),
-                components={n: values[a:b, j].tolist() for j, n in enumerate(c.names)},
+                components={n: columns[j][a:b] for j, n in enumerate(c.names)},
                 errors=out.errors[a:b],
                 component_errors=comp_errs,
                 std=sample_std(r),
