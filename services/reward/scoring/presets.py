@@ -139,8 +139,8 @@ _VLMR1_OD_DEV = (
     "No GT-None pass: an answer without parsable boxes is a parse error (VLM-R1 gives 1.0 to "
     "any text without a json block when the GT is None); IoU ≥ t decided exactly for "
     "t = 0.50, 0.55, …, 0.95 (pycocotools compares with linspace floats such as "
-    "0.6000000000000001); labels compare after normalisation; the answer is the last "
-    "<answer> block and its last json fence (VLM-R1: the same). "
+    "0.6000000000000001); labels compare after normalisation; boxes are read from the last "
+    "<answer> block (its last json fence when it has one, else the bare JSON). "
     + FORMAT_DEVIATION
     + " "
     + BOX_DEVIATION
