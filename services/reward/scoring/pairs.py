@@ -165,18 +165,28 @@ def _bucket_blocks(
     enclosing = cw
     enclosing *= ch
     iou, giou, l1 = out[:, 0], out[:, 1], out[:, 2]
-    iou[...] = 0.0
-    np.divide(inter, union, out=iou, where=union > 0.0)
-    pos = enclosing > 0.0
-    giou[...] = iou
     with np.errstate(divide="ignore", invalid="ignore"):
-        gap = (enclosing - union) / enclosing
-    np.subtract(iou, gap, out=giou, where=pos)
+        np.divide(inter, union, out=iou)
+        if not (union > 0.0).all():  # rare: only zero-area boxes that do not overlap
+            iou[union <= 0.0] = 0.0
+        gap = enclosing - union
+        gap /= enclosing
+    np.subtract(iou, gap, out=giou)
+    if not (enclosing > 0.0).all():
+        flat = enclosing <= 0.0
+        giou[flat] = iou[flat]
     pn, gn = p / size, g / size  # (S, N, 4), (S, M, 4) in image fractions
-    # Σ over the 4 coordinates written out: numpy reduces a length-4 last axis slowly.
-    np.abs(pn[:, :, None, 0] - gn[:, None, :, 0], out=l1)
-    for k in (1, 2, 3):
-        l1 += np.abs(pn[:, :, None, k] - gn[:, None, :, k])
+    # Σ over the 4 coordinates written out (numpy reduces a length-4 last axis slowly), on
+    # contiguous (S, N, 1) × (S, 1, M) operands
+    tmp = np.empty_like(l1)
+    for k in range(4):
+        pk = np.ascontiguousarray(pn[:, :, k])[:, :, None]
+        gk = np.ascontiguousarray(gn[:, :, k])[:, None, :]
+        dst = l1 if k == 0 else tmp
+        np.subtract(pk, gk, out=dst)
+        np.abs(dst, out=dst)
+        if k:
+            l1 += tmp
     for w, (lw, gw) in enumerate(weights, start=3):
         c = out[:, w]
         np.subtract(1.0, giou, out=c)
