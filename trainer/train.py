@@ -60,9 +60,9 @@ def ensure_data(cfg: TrainConfig) -> Path:
     root = Path(cfg.task.root)
     gen = cfg.task.generate
     if gen is not None and not (root / "manifest.jsonl").exists():
-        from tasks.dig import generate
+        from tasks.dig.generate import generate_once
 
-        generate(
+        generate_once(
             root,
             gen.n,
             renderer=gen.renderer,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,9 +224,12 @@ def generate(
     counts = stage_counts(n, split)
     engine: Renderer = renderers.get(renderer)(size=size, **(renderer_options or {}))
     manifest_path = out / MANIFEST
+    # Written under a temporary name and renamed last: a reader that sees manifest.jsonl sees
+    # a complete data set (another process may be waiting on it, see generate_once).
+    partial = out / (MANIFEST + ".partial")
     bar = tqdm(total=n, desc=f"DiG {renderer}", unit="pair", disable=not progress)
     try:
-        with open(manifest_path, "w", encoding="utf-8") as manifest:
+        with open(partial, "w", encoding="utf-8") as manifest:
             for stage, count in counts.items():
                 for pair in render_pairs(engine, seed, stage, list(range(count))):
                     row = _write_pair(out, pair, size, partition)
@@ -236,7 +240,7 @@ def generate(
         engine.close()
     info = {
         "name": "dig",
-        "version": file_sha256(manifest_path),
+        "version": file_sha256(partial),
         "generator": GENERATOR_VERSION,
         "renderer": renderer,
         "seed": seed,
@@ -247,6 +251,7 @@ def generate(
         "partition": partition,
     }
     (out / DATASET_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, manifest_path)
     log.info("wrote %d DiG pairs to %s (version %s)", n, out, info["version"][:12])
     return manifest_path
 
@@ -274,3 +279,23 @@ def _write_pair(out: Path, pair: RenderedPair, size: tuple[int, int], partition:
         row[f"image_{key}"] = rel
         row[f"sha256_{key}"] = hashlib.sha256(data).hexdigest()
     return row
+
+
+def generate_once(out_dir: str | Path, n: int, **options: Any) -> Path:
+    """:func:`generate` unless ``out_dir`` already holds a complete data set.
+
+    Safe when several processes ask at once (the ranks of a DDP job): one generates under an
+    exclusive lock on ``out_dir/.generate.lock`` while the others wait, then find the manifest.
+    """
+    import fcntl
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".generate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (out / MANIFEST).is_file():
+                return out / MANIFEST
+            return generate(out, n, **options)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
