@@ -10,7 +10,7 @@ setup:
 # Blender tests run when `make blender` made .venv-bpy (CI does), and skip with a reason otherwise.
 test:
 	PRL_BLENDER_PYTHON=$${PRL_BLENDER_PYTHON:-$(abspath $(wildcard .venv-bpy/bin/python))} \
-	$(PY) -m pytest -n 2 -q -m "not vllm"
+	$(PY) -m pytest -n 2 -q -m "not vllm and not peers"
 
 lint:
 	ruff check . && ruff format --check .
@@ -40,3 +40,20 @@ vllm-env:
 	.venv-vllm/bin/pip uninstall -y -q torchaudio torchcodec
 	.venv-vllm/bin/pip install -q -e . trl==1.16.0 pytest hypothesis pyyaml
 	.venv-vllm/bin/python -m trainer.vllm_env
+
+# The peers' own code for the `peers` tests (tests/peers/): verl 0.9.1 (it pins transformers
+# < 5.11, so it cannot sit beside the [ml] extra), the OpenRLHF 0.11.2 wheel without its
+# training stack (its reward-calling modules need only aiohttp), TRL 1.16 for its chat template,
+# CPU torch, and this project's [reward] extra (≈80 s, ≈2 GB). CI runs `make peers-test`.
+PEERS_PY ?= python3.11
+.PHONY: peers-env peers-test
+peers-env:
+	test -x .venv-peers/bin/python || $(PEERS_PY) -m venv .venv-peers
+	.venv-peers/bin/pip install -q -U pip
+	.venv-peers/bin/pip install -q torch==2.13.0
+	.venv-peers/bin/pip install -q verl==0.9.1 trl==1.16.0 aiohttp
+	.venv-peers/bin/pip install -q --no-deps openrlhf==0.11.2
+	.venv-peers/bin/pip install -q -e '.[reward]' 'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+
+peers-test: peers-env
+	.venv-peers/bin/python -m pytest -p no:xdist -q -m peers tests/peers

@@ -9,7 +9,11 @@ Starts ``prl serve reward`` on a free port, then measures (medians over ``--repe
     parsing): completions/s and the SDK's extra milliseconds per request;
 (b) 256 concurrent verl ``compute_score`` calls (one per sample, as verl's Reward Loop makes
     them) without coalescing (256 requests) and with ``coalesce_ms=5`` (a few requests):
-    samples/s.
+    samples/s;
+(c) OpenRLHF at 64 concurrent callers, one sample per call as its ``SingleTurnAgentExecutor``
+    makes them: ``POST /get_reward`` with a VLM-style query (shared keep-alive client) vs the
+    adapter file's ``reward_func`` called from 64 threads (``asyncio.to_thread``, as OpenRLHF
+    calls it): samples/s and their ratio (target ≥ 0.8).
 
 Prints one JSON object.
 """
@@ -26,9 +30,11 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from clients.adapters import openrlhf as openrlhf_adapter
 from clients.adapters import verl as verl_adapter
 from clients.reward import RewardClient
 
@@ -114,6 +120,64 @@ def bench_verl(url: str, repeats: int) -> dict[str, float]:
     return out
 
 
+PROMPT = (
+    "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Box every difference."
+    "<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+def openrlhf_samples(n: int) -> list[tuple[str, str, dict]]:
+    """(query, prompt, label) triples: the query's image pad expanded to 64 vision tokens."""
+    rng = random.Random(2)
+    query_head = PROMPT.replace("<|image_pad|>", "<|image_pad|>" * 64)
+    return [(query_head + completion(rng) + "<|im_end|>", PROMPT, SOL) for _ in range(n)]
+
+
+async def get_reward_rate(url: str, samples: list[tuple[str, str, dict]], callers: int) -> float:
+    gate = asyncio.Semaphore(callers)
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+
+        async def one(q: str, p: str, label: dict) -> None:
+            async with gate:
+                r = await http.post(
+                    "/get_reward", json={"query": [q], "prompts": [p], "labels": [label]}
+                )
+                assert r.json()["extra_logs"]["prl_error"] == [0.0]
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(*s) for s in samples))
+        return len(samples) / (time.perf_counter() - t0)
+
+
+def reward_file_rate(samples: list[tuple[str, str, dict]], callers: int) -> float:
+    with ThreadPoolExecutor(callers) as pool:
+        t0 = time.perf_counter()
+        outs = list(
+            pool.map(lambda s: openrlhf_adapter.reward_func([s[0]], [s[1]], [s[2]]), samples)
+        )
+        dt = time.perf_counter() - t0
+    assert all(o["extra_logs"]["prl_fallback"] == [0.0] for o in outs)
+    return len(samples) / dt
+
+
+def bench_openrlhf(url: str, repeats: int, callers: int = 64, n: int = 512) -> dict[str, float]:
+    os.environ.update({"PRL_REWARD_URL": url, "PRL_REWARD_PRESET": "dig"})
+    samples = openrlhf_samples(n)
+    asyncio.run(get_reward_rate(url, samples[:64], callers))  # warm-up
+    reward_file_rate(samples[:64], callers)
+    http_rates, file_rates = [], []
+    for _ in range(repeats):  # interleaved, so both see the same machine load
+        http_rates.append(asyncio.run(get_reward_rate(url, samples, callers)))
+        file_rates.append(reward_file_rate(samples, callers))
+    http, file = statistics.median(http_rates), statistics.median(file_rates)
+    return {
+        "openrlhf_get_reward_samples_per_s": http,
+        "openrlhf_reward_file_samples_per_s": file,
+        "openrlhf_file_over_get_reward": file / http,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
@@ -122,6 +186,7 @@ def main() -> None:
     try:
         result = {"benchmark": "client_sdk", **bench_groups(url, args.repeats)}
         result.update(bench_verl(url, args.repeats))
+        result.update(bench_openrlhf(url, args.repeats))
     finally:
         proc.terminate()
         proc.wait(10)

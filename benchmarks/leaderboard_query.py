@@ -2,11 +2,14 @@
 
 Fills a fresh store (default: a temporary SQLite file; ``--db-url`` for PostgreSQL) with
 ``--runs`` completed runs spread over ``--models`` models and two suite versions, each with
-three metrics (f1 and miou higher-is-better with a CI, ece lower-is-better), then times
+four metrics (f1 and miou higher-is-better with a CI, ece lower-is-better, and the mean reward
+``reward[dig]`` keyed by its spec), then times
 
 * ``query``: :func:`services.leaderboard.queries.leaderboard` on a session (the SQL + models);
 * ``http``: ``GET /v1/leaderboard?suite=&version=&metric=`` through the whole app (middleware, auth
-  dependency, JSON) over the in-process ASGI transport.
+  dependency, JSON) over the in-process ASGI transport;
+* ``query_reward``: the query for ``reward[dig]``, which also checks that every ranked run was
+  scored with one reward spec (an extra DISTINCT over the metric's rows).
 
 Prints one JSON object. Usage: ``python benchmarks/leaderboard_query.py [--runs 10000]``.
 """
@@ -90,6 +93,7 @@ def fill(url: str, *, runs: int, models: int, seed: int) -> None:
                 ("f1", f1, True),
                 ("miou", f1 * 0.8, True),
                 ("ece", 1 - f1, False),
+                ("reward[dig]", 1 + 2 * f1, True),
             ):
                 metric_rows.append(
                     {
@@ -102,6 +106,8 @@ def fill(url: str, *, runs: int, models: int, seed: int) -> None:
                         "ci_low": value - 0.02,
                         "ci_high": value + 0.02,
                         "n": 500,
+                        "reward_spec": "dig" if name.startswith("reward[") else None,
+                        "reward_spec_hash": "d" * 64 if name.startswith("reward[") else None,
                         "created_at": now,
                     }
                 )
@@ -189,18 +195,20 @@ def main() -> None:
     q_wall, q_cpu = time_query(url, args.requests, metrics)
     asyncio.run(time_http(url, args.warmup, metrics))
     h_wall, h_cpu = asyncio.run(time_http(url, args.requests, metrics))
+    r_wall, _ = time_query(url, args.requests, ["reward[dig]"])
     backend = url.split(":", 1)[0].split("+", 1)[0]
     result = {
         "benchmark": "leaderboard_query",
         "backend": backend,
         "runs": args.runs,
         "models": args.models,
-        "metric_rows": args.runs * 3,
+        "metric_rows": args.runs * 4,
         "fill_s": round(fill_s, 2),
         "query": summary(q_wall),
         "query_cpu": summary(q_cpu),
         "http": summary(h_wall),
         "http_cpu": summary(h_cpu),
+        "query_reward": summary(r_wall),
         "target_p99_ms": args.target_ms,
         "meets_target": summary(h_wall)["p99_ms"] < args.target_ms,
         "load_avg_1m": round(os.getloadavg()[0], 2),

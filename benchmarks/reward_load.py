@@ -16,7 +16,16 @@ supervisor replaced. Prints one JSON object per configuration and a summary line
 
 In the kill scenario the busiest worker is killed at ``duration / 3`` and transport errors
 are retried ``--kill-retries`` times (the SDK's default is 3), counted as
-``transport_errors_retried``; ``--server-log FILE`` keeps the servers' output.
+``transport_errors_retried``; ``--kill-worker-raw`` repeats it with clients that never retry
+(each request in flight on the killed worker is then lost: no answer can come from a
+process that died). ``--drain``: 2 workers, 64 raw clients (no retry), SIGTERM to uvicorn's
+supervisor at ``duration / 3``; clients honour ``503 draining`` + ``Retry-After`` by
+stopping (a load balancer would send them to another replica), and the run records how
+soon ``/readyz`` turned 503, the server's exit code and every transport error ("lost").
+``--server-log FILE`` keeps the servers' output. Each result also has ``load_1m`` (the
+machine's load average) and ``client_cpu_s``: the figures are from a shared machine.
+
+    python benchmarks/reward_load.py --workers '' --kill-worker --kill-worker-raw --drain
 """
 
 from __future__ import annotations
@@ -62,13 +71,14 @@ def detection_group(rng: random.Random, gid: int) -> dict:
 
 
 def start_server(
-    workers: int, max_concurrency: int, log_path: str | None = None
+    workers: int, max_concurrency: int, log_path: str | None = None, drain_delay_s: float = 1.0
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
         "PRL_REWARD_MAX_CONCURRENCY": str(max_concurrency),
         "PRL_REWARD_LOG_LEVEL": "warning",
+        "PRL_REWARD_DRAIN_DELAY_S": str(drain_delay_s),
     }
     proc = subprocess.Popen(
         [
@@ -98,6 +108,10 @@ def start_server(
 
 
 def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError):  # leftover workers, if any
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(30)
@@ -132,10 +146,18 @@ async def load(
     max_requests: int,
     kill_master: int | None,
     retries: int = 0,
+    drain_master: int | None = None,
 ) -> dict:
     """Run the clients; a transport error is retried up to ``retries`` times (as the SDK
     does for connection errors) and counted as ``transport_retried``; a request whose last
-    attempt still fails is lost."""
+    attempt still fails is lost.
+
+    ``drain_master``: SIGTERM that process (uvicorn's supervisor) at ``duration / 3``. A
+    client that then gets ``503 draining`` + ``Retry-After`` honours it the way a client
+    behind a load balancer would: this replica is going away, so it stops sending here
+    (counted as ``503+retry_after:draining``). ``Connection: close`` is honoured by httpx
+    itself. ``/readyz`` is polled every 20 ms from the signal on: ``readyz_503_after_s``.
+    """
     rng = random.Random(0)
     bodies = [
         json.dumps(
@@ -175,6 +197,12 @@ async def load(
             latencies.append(time.perf_counter() - t0)
             if r.status_code == 200:
                 outcomes["ok"] += 1
+            elif drain_master and r.status_code == 503 and "retry-after" in r.headers:
+                code = r.json()["error"]["code"]
+                outcomes[f"503+retry_after:{code}"] += 1
+                if code == "draining":
+                    return  # go elsewhere: this replica is shutting down
+                await asyncio.sleep(float(r.headers["retry-after"]) * random.random())
             elif r.status_code in (429, 503) and "retry-after" in r.headers:
                 outcomes[f"{r.status_code}+retry_after"] += 1
                 await asyncio.sleep(float(r.headers["retry-after"]) * random.random())
@@ -189,13 +217,33 @@ async def load(
             os.kill(victim, signal.SIGKILL)
             killed["pid"] = victim
 
+    async def drainer() -> None:
+        """SIGTERM the supervisor, then watch readiness turn 503 and the process exit."""
+        await asyncio.sleep(duration / 3)
+        assert drain_master is not None
+        t_sig = time.monotonic()
+        os.kill(drain_master, signal.SIGTERM)
+        killed["sigterm_at_s"] = round(t_sig - t0, 2)
+        async with httpx.AsyncClient(base_url=url, timeout=5.0) as ready_http:
+            while time.monotonic() - t_sig < 10:
+                try:
+                    code = (await ready_http.get("/readyz")).status_code
+                except httpx.HTTPError:
+                    break  # listener closed
+                if code == 503:
+                    killed["readyz_503_after_s"] = round(time.monotonic() - t_sig, 3)
+                    break
+                await asyncio.sleep(0.02)
+
     probes: list[float] = []
 
     async def prober() -> None:
         """``/healthz`` latency every 0.5 s on its own connection: how long a liveness probe
         waits while the workers score (a probe that waits is an event loop that is busy)."""
         async with httpx.AsyncClient(base_url=url, timeout=60.0) as probe_http:
-            while time.monotonic() < stop_at and sent < max_requests:
+            while (
+                time.monotonic() < stop_at and sent < max_requests and "sigterm_at_s" not in killed
+            ):
                 t = time.perf_counter()
                 with contextlib.suppress(httpx.HTTPError):
                     await probe_http.get("/healthz")
@@ -204,10 +252,13 @@ async def load(
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     t0 = time.monotonic()
+    cpu0 = os.times()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as http:
         tasks = [client(i, http) for i in range(concurrency)] + [prober()]
         if kill_master:
             tasks.append(killer())
+        if drain_master:
+            tasks.append(drainer())
         await asyncio.gather(*tasks)
     elapsed = time.monotonic() - t0
     lat = np.array(latencies) if latencies else np.array([float("nan")])
@@ -228,6 +279,8 @@ async def load(
         "healthz_max_ms": round(max(probes) * 1e3, 1) if probes else None,
         "outcomes": dict(outcomes),
         "transport_errors_retried": retried,
+        "load_1m": round(os.getloadavg()[0], 2),
+        "client_cpu_s": round(sum(os.times()[:2]) - sum(cpu0[:2]), 1),
         **killed,
     }
 
@@ -243,7 +296,16 @@ def main() -> None:
     ap.add_argument(
         "--server-max-concurrency", type=int, default=128, help="per worker, before fast 503"
     )
-    ap.add_argument("--kill-worker", action="store_true")
+    ap.add_argument("--kill-worker", action="store_true", help="kill -9 a worker; clients retry")
+    ap.add_argument(
+        "--kill-worker-raw",
+        action="store_true",
+        help="the same with raw clients that never retry (what a kill costs them)",
+    )
+    ap.add_argument(
+        "--drain", action="store_true", help="SIGTERM the 2-worker supervisor under load"
+    )
+    ap.add_argument("--drain-delay", type=float, default=1.0, help="PRL_REWARD_DRAIN_DELAY_S")
     ap.add_argument("--server-log", default=None, help="append the servers' output to this file")
     ap.add_argument(
         "--kill-retries",
@@ -266,19 +328,46 @@ def main() -> None:
             res.update(workers=w, concurrency=c, server_max_concurrency=args.server_max_concurrency)
             print(json.dumps(res), flush=True)
             results.append(res)
+    kills = []
     if args.kill_worker:
+        kills.append(args.kill_retries)
+    if args.kill_worker_raw:
+        kills.append(0)
+    for retries in kills:
         proc, url = start_server(2, args.server_max_concurrency, args.server_log)
         try:
-            res = asyncio.run(
-                load(url, 64, args.duration, args.max_requests, proc.pid, args.kill_retries)
-            )
+            res = asyncio.run(load(url, 64, args.duration, args.max_requests, proc.pid, retries))
         finally:
             stop_server(proc)
         res.update(
             workers=2,
             concurrency=64,
-            scenario="kill -9 one worker at t=duration/3",
-            client_retries=args.kill_retries,
+            scenario="kill -9 one worker at t=duration/3"
+            + (" (raw clients, no retry)" if retries == 0 else ""),
+            client_retries=retries,
+        )
+        print(json.dumps(res), flush=True)
+        results.append(res)
+    if args.drain:
+        proc, url = start_server(
+            2, args.server_max_concurrency, args.server_log, drain_delay_s=args.drain_delay
+        )
+        try:
+            res = asyncio.run(
+                load(url, 64, args.duration, args.max_requests, None, 0, drain_master=proc.pid)
+            )
+            t = time.monotonic()
+            exit_code = proc.wait(60)
+            res["server_exit_code"] = exit_code
+            res["server_exit_after_clients_s"] = round(time.monotonic() - t, 2)
+        finally:
+            stop_server(proc)
+        res.update(
+            workers=2,
+            concurrency=64,
+            scenario="SIGTERM to the supervisor at t=duration/3 (raw clients, no retry)",
+            client_retries=0,
+            drain_delay_s=args.drain_delay,
         )
         print(json.dumps(res), flush=True)
         results.append(res)

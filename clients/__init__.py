@@ -31,6 +31,7 @@ from clients.errors import (
 from clients.leaderboard import AsyncLeaderboardClient, LeaderboardClient
 from clients.retry import RetryPolicy
 from clients.reward import AsyncRewardClient, RewardClient
+from clients.trainer import AsyncTrainerClient, TrainerClient
 
 __all__ = [
     "APIConnectionError",
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncEmbeddingClient",
     "AsyncLeaderboardClient",
     "AsyncRewardClient",
+    "AsyncTrainerClient",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -55,5 +57,6 @@ __all__ = [
     "RewardClient",
     "ServerError",
     "ServiceUnavailableError",
+    "TrainerClient",
     "UnprocessableEntityError",
 ]

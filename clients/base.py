@@ -223,7 +223,7 @@ class SyncAPIClient(_ClientCore):
         content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send with retries; return the 2xx response or raise the last typed error."""
         request_id = new_request_id()
@@ -343,6 +343,7 @@ class AsyncAPIClient(_ClientCore):
         super().__init__(base_url, **kwargs)
         self._sleep = sleep
         self.max_concurrent_chunks = max_concurrent_chunks
+        self._limits_task: asyncio.Task | None = None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=self.timeout,
@@ -367,7 +368,7 @@ class AsyncAPIClient(_ClientCore):
         content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send with retries; return the 2xx response or raise the last typed error."""
         request_id = new_request_id()
@@ -418,9 +419,16 @@ class AsyncAPIClient(_ClientCore):
 
     # ---- chunked batch POST --------------------------------------------------------------
     async def server_limits(self, item_key: str) -> ServerLimits:
-        """Configured limits, tightened by the server's ``limits_path`` answer (fetched once)."""
+        """Configured limits, tightened by the server's ``limits_path`` answer (fetched once;
+        concurrent first calls share one request)."""
         if self.discover_limits and self._server_limits is None:
-            self._server_limits = await self._fetch_limits()
+            task = self._limits_task
+            if task is None or task.done():
+                task = asyncio.get_running_loop().create_task(self._fetch_limits())
+                self._limits_task = task
+            limits = await asyncio.shield(task)
+            if self._server_limits is None:
+                self._server_limits = limits
         return self._limits_from(item_key)
 
     async def _fetch_limits(self) -> dict[str, Any] | None:

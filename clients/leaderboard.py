@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from clients.base import AsyncAPIClient, SyncAPIClient
+import httpx
+
+from clients.base import AsyncAPIClient, SyncAPIClient, encode_json
 from schemas.leaderboard import (
     Leaderboard,
     Page,
@@ -24,6 +26,28 @@ from schemas.leaderboard import (
 )
 
 RunPage = Page[RunSummary]
+
+UPLOAD_SECONDS_PER_MIB = 2.0
+"""Extra read/write time an upload gets per MiB of body, on top of the client's timeout: a
+server validates and stores a run at well over 0.5 MiB/s (a 16 MiB, 100 000-prediction
+upload in a few seconds on SQLite), so a slow, busy server still answers inside it."""
+
+
+def upload_timeout_s(n_bytes: int, base_s: float | None = 60.0) -> float | None:
+    """Read/write timeout of an upload of ``n_bytes``: ``base_s + 2 s/MiB`` (None stays None)."""
+    if base_s is None:
+        return None
+    return base_s + UPLOAD_SECONDS_PER_MIB * n_bytes / 2**20
+
+
+def _upload_timeout(client: SyncAPIClient | AsyncAPIClient, n_bytes: int) -> httpx.Timeout:
+    t = client.timeout
+    return httpx.Timeout(
+        connect=t.connect,
+        pool=t.pool,
+        read=upload_timeout_s(n_bytes, t.read),
+        write=upload_timeout_s(n_bytes, t.write),
+    )
 
 
 def _params(**kw: Any) -> dict[str, Any]:
@@ -85,10 +109,20 @@ class LeaderboardClient(_LeaderboardMixin, SyncAPIClient):
     def upload_run(
         self, run: RunUpload | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> RunUploadResult:
-        """``POST /v1/runs`` with an Idempotency-Key reused across retries."""
-        return self.post_model(
-            "/v1/runs", _upload(run), RunUploadResult, idempotency_key=idempotency_key
+        """``POST /v1/runs`` with an Idempotency-Key reused across retries.
+
+        The timeout grows with the body (:func:`upload_timeout_s`), so a maximum-size upload
+        is not abandoned, and then retried, while the server is still writing it.
+        """
+        body = encode_json(_upload(run))
+        response = self.request(
+            "POST",
+            "/v1/runs",
+            content=body,
+            idempotency_key=idempotency_key,
+            timeout=_upload_timeout(self, len(body)),
         )
+        return self.parse(RunUploadResult, response)
 
 
 class AsyncLeaderboardClient(_LeaderboardMixin, AsyncAPIClient):
@@ -109,6 +143,12 @@ class AsyncLeaderboardClient(_LeaderboardMixin, AsyncAPIClient):
     async def upload_run(
         self, run: RunUpload | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> RunUploadResult:
-        return await self.post_model(
-            "/v1/runs", _upload(run), RunUploadResult, idempotency_key=idempotency_key
+        body = encode_json(_upload(run))
+        response = await self.request(
+            "POST",
+            "/v1/runs",
+            content=body,
+            idempotency_key=idempotency_key,
+            timeout=_upload_timeout(self, len(body)),
         )
+        return self.parse(RunUploadResult, response)

@@ -7,15 +7,40 @@ model, config hash, git sha, library versions, seed and timestamps.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictFloat,
+    model_validator,
+)
+
+from schemas.text import reject_lone_surrogates
 
 INT32_MAX = 2**31 - 1
 INT64 = (-(2**63), 2**63 - 1)
 NO_NUL = r"^[^\x00]*$"
 """Text stored in SQL may not hold NUL characters (PostgreSQL rejects them)."""
 
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's ``integer`` includes ``2250.0``; pydantic's strict int does not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An ``integer`` as JSON Schema means it: ``3`` and ``3.0`` yes; ``true``, ``"3"``, ``3.5`` no.
+# (The bounds sit inside the before-validator so they reach the JSON schema as min/max.)
+Count = Annotated[int, Strict(), Field(ge=0, le=INT32_MAX), BeforeValidator(_json_integer)]
+Int64 = Annotated[int, Strict(), Field(ge=INT64[0], le=INT64[1]), BeforeValidator(_json_integer)]
+# Numbers and booleans on upload are strict: JSON ``true`` is not 1, ``0`` is not false and
+# ``"0.5"`` is not 0.5 (the schema says ``number``/``integer``/``boolean``, so lax coercion
+# would accept what the schema declares invalid).
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 T = TypeVar("T")
 
@@ -48,6 +73,10 @@ class MetricView(BaseModel):
     ci_low: float | None = None
     ci_high: float | None = None
     n: int | None = None
+    reward_spec: str | None = Field(
+        None, description="for a mean-reward metric: the reward spec it averages (preset name)"
+    )
+    reward_spec_hash: str | None = Field(None, description="sha256 of the resolved reward spec")
 
 
 class RunSummary(BaseModel):
@@ -107,6 +136,10 @@ class LeaderboardEntry(BaseModel):
     seed: int | None = None
     git_sha: str | None = None
     finished_at: datetime | None = None
+    reward_spec: str | None = Field(
+        None, description="for a mean-reward metric: the reward spec it averages (preset name)"
+    )
+    reward_spec_hash: str | None = Field(None, description="sha256 of the resolved reward spec")
 
 
 class Leaderboard(BaseModel):
@@ -115,6 +148,10 @@ class Leaderboard(BaseModel):
     content_hash: str
     metric: str
     higher_is_better: bool
+    reward_spec: str | None = Field(
+        None, description="the one reward spec every ranked run was scored with (reward metrics)"
+    )
+    reward_spec_hash: str | None = None
     entries: list[LeaderboardEntry]
 
 
@@ -164,8 +201,8 @@ class PredictionIn(BaseModel):
 
     sample_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     prediction: str | None = Field(None, description="NUL characters are stored as U+FFFD")
-    reward: float | None = None
-    components: dict[str, float | None] = Field(default_factory=dict)
+    reward: StrictFloat | None = None
+    components: dict[str, StrictFloat | None] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -174,12 +211,20 @@ class MetricIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
-    value: float = Field(allow_inf_nan=False)
-    higher_is_better: bool = True
-    stderr: float | None = Field(None, allow_inf_nan=False)
-    ci_low: float | None = Field(None, allow_inf_nan=False)
-    ci_high: float | None = Field(None, allow_inf_nan=False)
-    n: int | None = Field(None, ge=0, le=INT32_MAX)
+    value: float = Field(allow_inf_nan=False, strict=True)
+    higher_is_better: bool = Field(True, strict=True)
+    stderr: float | None = Field(None, allow_inf_nan=False, strict=True)
+    ci_low: float | None = Field(None, allow_inf_nan=False, strict=True)
+    ci_high: float | None = Field(None, allow_inf_nan=False, strict=True)
+    n: Count | None = None
+    reward_spec: str | None = Field(
+        None,
+        max_length=128,
+        pattern=NO_NUL,
+        description="mean-reward metrics: the reward spec's name (default: from the name "
+        "``reward[<spec>]`` or the run config's ``reward``)",
+    )
+    reward_spec_hash: str | None = Field(None, max_length=64, pattern=NO_NUL)
 
 
 class RunUpload(BaseModel):
@@ -195,13 +240,19 @@ class RunUpload(BaseModel):
     model: ModelRef
     suite: SuiteRef
     config: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = Field(None, ge=INT64[0], le=INT64[1])
+    seed: Int64 | None = None
     git_sha: str | None = Field(None, max_length=64, pattern=NO_NUL)
     lib_versions: dict[str, Any] = Field(default_factory=dict)
     status: Literal["completed", "failed", "cancelled", "running"] = "completed"
-    n_samples: int | None = Field(None, ge=0, le=INT32_MAX)
+    n_samples: Count | None = None
     predictions: list[PredictionIn] = Field(default_factory=list, max_length=100_000)
     metrics: list[MetricIn] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _valid_unicode(self) -> RunUpload:
+        """422 for a lone surrogate anywhere (it would fail the fingerprint and the store)."""
+        reject_lone_surrogates(self)
+        return self
 
 
 class RunUploadResult(BaseModel):
@@ -211,3 +262,57 @@ class RunUploadResult(BaseModel):
     predictions_added: int
     predictions_total: int
     metrics: int
+
+
+class ComponentRange(BaseModel):
+    name: str
+    weight: float
+    lo: float = Field(description="declared lower end of the component's range")
+    hi: float = Field(description="declared upper end; scaled value = (v - lo) / (hi - lo)")
+
+
+class RewardBreakdown(BaseModel):
+    """A run's reward spec resolved: how its per-sample reward is built from components."""
+
+    name: str
+    hash: str
+    aggregate: str
+    aggregate_params: dict[str, Any] = Field(default_factory=dict)
+    components: list[ComponentRange]
+
+
+class BoxPair(BaseModel):
+    pred: int = Field(description="index into pred_boxes")
+    gt: int = Field(description="index into gt_boxes")
+    iou: float
+    tp: bool = Field(description="IoU >= 0.5 (a true positive)")
+
+
+class SampleDetail(BaseModel):
+    """One sample of a run with its boxes (original-image pixels) and the matched pairs."""
+
+    sample_id: str
+    prediction: str | None = None
+    reward: float | None = None
+    components: dict[str, float | None] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    image_size: list[float] | None = None
+    gt_boxes: list[list[float]] = Field(default_factory=list)
+    pred_boxes: list[list[float]] = Field(default_factory=list)
+    pairs: list[BoxPair] = Field(default_factory=list)
+    n_images: int = 0
+
+
+class RunExtras(BaseModel):
+    run_id: int
+    metrics: list[MetricView] = Field(default_factory=list)
+    reward_spec: str | None = None
+    reward_spec_hash: str | None = None
+    training_job_id: int | None = Field(
+        None, description="the training job whose run_dir holds the evaluated checkpoint"
+    )
+
+
+class RunExtrasList(BaseModel):
+    runs: list[RunExtras]

@@ -268,12 +268,13 @@ class OpenRLHFRequest(BaseModel):
     """OpenRLHF's remote reward-model protocol (``--remote_rm_url``).
 
     ``query[i]`` is prompt + response as decoded by OpenRLHF; ``labels[i]`` is the dataset's
-    label column, here a JSON string (see the ``/get_reward`` route for its format).
+    label column as OpenRLHF passes it: a JSON object, its JSON text, or ``""`` / null when
+    missing (see the ``/get_reward`` route for its format; a bad label is per-sample data).
     """
 
     query: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
-    labels: list[str] = Field(default_factory=list)
+    labels: list[Any] = Field(default_factory=list)
 
 
 class OpenRLHFResponse(BaseModel):

@@ -1,13 +1,20 @@
 """``prl demo``: the whole product end to end on embedded defaults.
 
-1. tiny offline models: a CLIP encoder (embedding service) and a Qwen2-VL policy
-   (or ``--model PATH``, a real checkpoint, on a GPU);
-2. DiG data: a training set (single/dual/mixed) and an eval set, raster renderer;
+1. tiny offline models: a CLIP encoder (embedding service) and a Qwen2-VL policy built from
+   config (or ``--model PATH``, a real checkpoint, on a GPU);
+2. DiG data in the tiny setting of :mod:`trainer.toy` (112×112 raster pairs, 1–2 large
+   objects, one difference): a training set and a held-out eval set (different seeds);
 3. the local stack on loopback: embedding, reward, leaderboard, trainer service (SQLite);
-4. a GRPO job with DEVA's diversity loss and entropy regulariser submitted to the trainer
-   service (``accelerate launch``), rewards over HTTP, per-step metrics into the store;
-5. the base and the trained checkpoint benchmarked on the DiG eval suite (resumable runs);
-6. the leaderboard printed, with the URL of its page (table + charts).
+4. two jobs submitted to the trainer service (``accelerate launch``), per-step metrics into
+   the store: an SFT warm start on gold completions, then GRPO + DEVA from it
+   (``init_from``) — diversity loss, entropy regulariser, harmonic format + F1 + mIoU +
+   alignment reward over HTTP (the reward service asks the embedding service);
+5. base, SFT and GRPO + DEVA checkpoints benchmarked on the held-out suite (resumable runs,
+   bootstrap CIs), plus an oracle row (jittered ground truth, named as such);
+6. the leaderboard printed, with the URL of its page (table + charts + training curves).
+
+:meth:`DemoConfig.quick` (``prl demo --quick``) runs the same phases at toy sizes in about
+two minutes (tests); nothing learns there.
 
 Each phase is a small function; :func:`run_demo` strings them together with a progress bar.
 """
@@ -25,38 +32,47 @@ import httpx
 
 from services.common.auth import DEV_API_KEY
 from services.stack import LocalStack, default_specs
+from trainer.toy import DEVA_DIG_REWARD, FULL_DEVA, QUICK, ToySetting
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("embedding", "reward", "leaderboard", "trainer")
 SUITE_METRIC = "dig/f1"
+ORACLE = "oracle-gt-jitter"
+MODELS = {"base": "qwen2vl-tiny-base", "sft": "qwen2vl-tiny-sft", "grpo": "qwen2vl-tiny-grpo-deva"}
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     workdir: Path
-    model: Path | None = None  # a real Qwen2-VL checkpoint; default: a tiny random one
-    n_train: int = 24
-    n_eval: int = 12
-    image_size: tuple[int, int] = (96, 72)
-    steps: int = 3
-    num_generations: int = 4
-    max_completion_length: int = 24
-    max_new_tokens: int = 48
-    seed: int = 0
+    model: Path | None = None  # a real Qwen2-VL checkpoint; default: a tiny one from config
+    setting: ToySetting = field(default_factory=ToySetting)
     launch: str = "cpu"
-    n_boot: int = 200
+    n_boot: int = 1000
     keep_serving: bool = False
+    oracle: bool = True
+
+    @classmethod
+    def quick(cls, workdir: Path, **kw: Any) -> DemoConfig:
+        """The fast path (``prl demo --quick``): same phases at toy sizes; nothing learns."""
+        kw.setdefault("n_boot", 100)
+        return cls(workdir=workdir, setting=QUICK, **kw)
 
 
 @dataclass
 class DemoResult:
     urls: dict[str, str]
-    job: dict[str, Any]
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     leaderboard: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     stack: LocalStack | None = None  # still running when ``keep_serving``; the caller stops it
+
+    @property
+    def job(self) -> dict[str, Any]:
+        """The GRPO + DEVA job."""
+        return self.jobs["grpo"]
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "stack"}
@@ -68,86 +84,63 @@ def build_models(cfg: DemoConfig) -> Path:
 
     clip = cfg.workdir / "models" / "clip"
     if not (clip / "config.json").exists():
-        build_tiny_encoder("clip", clip, seed=cfg.seed)
+        build_tiny_encoder("clip", clip, seed=cfg.setting.seed)
     return clip
 
 
 def build_data(cfg: DemoConfig) -> tuple[Path, Path]:
-    from tasks.dig import generate
-
+    """The toy setting's training and held-out DiG sets under ``workdir/data``."""
     train, evaluation = cfg.workdir / "data" / "dig-train", cfg.workdir / "data" / "dig-eval"
-    for root, n, seed in ((train, cfg.n_train, cfg.seed), (evaluation, cfg.n_eval, cfg.seed + 1)):
-        if not (root / "manifest.jsonl").exists():
-            generate(
-                root,
-                n,
-                renderer="raster",
-                seed=seed,
-                split="all",
-                size=cfg.image_size,
-                progress=False,
-            )
+    cfg.setting.generate(train, evaluation)
     return train, evaluation
 
 
-DEVA_DIG_REWARD = {
-    "components": [{"name": "format"}, {"name": "f1"}, {"name": "miou"}, {"name": "alignment"}],
-    "aggregate": {"method": "harmonic"},
-}
-"""DEVA on DiG: format, F1 and mIoU with the hypervolume alignment reward, harmonic mean."""
+def sft_config(cfg: DemoConfig, train_root: Path) -> dict[str, Any]:
+    """The SFT warm-start job (same schema as ``prl train --config``)."""
+    config = cfg.setting.sft_config(train_root)
+    if cfg.model:
+        config["model"] = {"path": str(cfg.model)}
+    return config
 
 
-def training_config(cfg: DemoConfig, train_root: Path, reward_url: str) -> dict[str, Any]:
-    """The run config submitted to the trainer service (same schema as ``prl train --config``).
+def training_config(
+    cfg: DemoConfig, train_root: Path, reward_url: str, init_from: Path | None
+) -> dict[str, Any]:
+    """The GRPO + DEVA job, started from the SFT checkpoint ``init_from``.
 
-    DEVA on: diversity loss, global entropy regulariser, and the alignment reward — each sample
-    goes to the reward service with image B's path (relative to the embedding service's data
-    root, the demo workdir), the query and a patch mask from the policy's own text→image
-    attention (eager attention), and the reward service calls the embedding service.
+    DEVA on: diversity loss, global entropy regulariser, and the harmonic reward with the
+    alignment component — each sample goes to the reward service with image B's path
+    (relative to the embedding service's data root, the demo workdir), the query and a patch
+    mask from the policy's own text→image attention (eager attention), and the reward service
+    calls the embedding service.
     """
-    model: dict[str, Any] = (
-        {"path": str(cfg.model)} if cfg.model else {"tiny": "qwen2vl", "seed": cfg.seed}
+    config = cfg.setting.grpo_config(
+        train_root,
+        init_from=init_from,
+        reward_url=reward_url,
+        deva=FULL_DEVA,
+        api_key=DEV_API_KEY,
+        path_root=cfg.workdir,
     )
-    model["attn_implementation"] = "eager"
-    return {
-        "model": model,
-        "task": {"name": "dig", "root": str(train_root)},
-        "reward": {"url": reward_url, "reward": DEVA_DIG_REWARD, "api_key": DEV_API_KEY},
-        "alignment": {
-            "send_inputs": True,
-            "image": "path",
-            "path_root": str(cfg.workdir),
-            "mask_from_attention": True,
-            "mask_threshold": 0.5,
-        },
-        "loss_type": "dapo",
-        "max_steps": cfg.steps,
-        "seed": cfg.seed,
-        "deva": {
-            "diversity": {"enabled": True, "lambda_div": 0.1, "gamma": 0.5},
-            "entropy_reg": {"enabled": True, "lambda_reg": 0.1},
-        },
-        "checkpoint": {"every_steps": cfg.steps, "keep": 1},
-        "grpo": {
-            "per_device_train_batch_size": cfg.num_generations,
-            "num_generations": cfg.num_generations,
-            "max_completion_length": cfg.max_completion_length,
-            "learning_rate": 1e-3,
-            "beta": 0.0,
-            "temperature": 1.0,
-        },
-    }
+    if cfg.model:
+        config["model"] = {"path": str(cfg.model), "attn_implementation": "eager"}
+    return config
 
 
 def train(
-    cfg: DemoConfig, trainer_url: str, config: dict[str, Any], *, poll_s: float = 1.0
+    cfg: DemoConfig,
+    trainer_url: str,
+    config: dict[str, Any],
+    *,
+    name: str = "demo-grpo-deva",
+    poll_s: float = 1.0,
 ) -> dict[str, Any]:
     """Submit the job to the trainer service and follow it to the end."""
     headers = {"Authorization": f"Bearer {DEV_API_KEY}"}
     with httpx.Client(base_url=trainer_url, timeout=30) as c:
         r = c.post(
             "/v1/jobs",
-            json={"name": "demo-deva-dig", "config": config, "launch": cfg.launch},
+            json={"name": name, "config": config, "launch": cfg.launch},
             headers=headers,
         )
         if r.status_code != 201:
@@ -171,7 +164,7 @@ def eval_options(cfg: DemoConfig, *, batch_size: int) -> Any:
     from services.benchmark.runner import RunOptions
 
     return RunOptions(
-        batch_size=batch_size, seed=cfg.seed, n_boot=cfg.n_boot, progress=False,
+        batch_size=batch_size, seed=cfg.setting.seed, n_boot=cfg.n_boot, progress=False,
         reward=RewardSpec.model_validate(DEVA_DIG_REWARD), send_images=True,
     )  # fmt: skip
 
@@ -185,6 +178,13 @@ def component_mean(leaderboard_url: str, run_id: int, name: str) -> float | None
     return sum(values) / len(values) if values else None
 
 
+def eval_task(cfg: DemoConfig, eval_root: Path) -> Any:
+    """The held-out DiG suite with the toy setting's task options (short prompt, pixels)."""
+    from tasks.registry import get_task
+
+    return get_task("dig", root=str(eval_root), **cfg.setting.task_options)
+
+
 def evaluate(
     cfg: DemoConfig, adapter: Any, eval_root: Path, db_url: str, reward_url: str, *, batch_size: int
 ) -> dict:
@@ -192,16 +192,19 @@ def evaluate(
     from services.benchmark.runner import run_benchmark
     from services.benchmark.scoring import HttpScorer
     from services.benchmark.store import SqlRunStore
-    from tasks.registry import get_task
 
     result = run_benchmark(
-        get_task("dig", root=str(eval_root)),
+        eval_task(cfg, eval_root),
         adapter,
         store=SqlRunStore(db_url),
         scorer=HttpScorer(reward_url, api_key=DEV_API_KEY),
         options=eval_options(cfg, batch_size=batch_size),
     )
-    return {"run_id": result.run_id, "metrics": {m.name: m.value for m in result.metrics}}
+    return {
+        "run_id": result.run_id,
+        "metrics": {m.name: m.value for m in result.metrics},
+        "ci": {m.name: [m.ci_low, m.ci_high] for m in result.metrics if m.ci_low is not None},
+    }
 
 
 def benchmark(
@@ -216,26 +219,30 @@ def benchmark(
     adapter = TransformersVLM(
         str(model_dir),
         name=name,
-        max_new_tokens=cfg.max_new_tokens,
+        max_new_tokens=cfg.setting.eval_max_new_tokens,
         device="cuda" if cuda else "cpu",
         dtype="bfloat16" if cuda else "float32",
     )
-    return evaluate(cfg, adapter, eval_root, db_url, reward_url, batch_size=4)
+    return evaluate(cfg, adapter, eval_root, db_url, reward_url, batch_size=16)
 
 
-def reference_predictions(
-    eval_root: Path, out: Path, *, jitter: float = 3.0, drop: float = 0.2, seed: int = 0
+def oracle_predictions(
+    cfg: DemoConfig,
+    eval_root: Path,
+    out: Path,
+    *,
+    jitter: float = 3.0,
+    drop: float = 0.2,
+    seed: int = 0,
 ) -> Path:
-    """A labelled reference row for the leaderboard: ground-truth boxes moved by up to ±``jitter``
-    pixels, each dropped with probability ``drop`` — an upper reference that shows what the
-    metrics report for a good model (the tiny random policy scores 0)."""
+    """The oracle row: ground-truth boxes moved by up to ±``jitter`` pixels, each dropped with
+    probability ``drop`` — it reads the labels, so it is named as an oracle on the board; it
+    shows what the metrics report for a near-perfect model."""
     import random
-
-    from tasks.registry import get_task
 
     rng = random.Random(seed)
     with open(out, "w") as f:
-        for sample in get_task("dig", root=str(eval_root)).samples():
+        for sample in eval_task(cfg, eval_root).samples():
             w, h = sample.frame.image_size or (1, 1)
             boxes = [b for b in sample.solution.boxes if rng.random() >= drop]
             moved = [
@@ -255,7 +262,7 @@ def reference_predictions(
 def benchmark_predictions(
     cfg: DemoConfig, path: Path, name: str, eval_root: Path, db_url: str, reward_url: str
 ) -> dict:
-    """Benchmark a predictions JSONL file (the reference row)."""
+    """Benchmark a predictions JSONL file (the oracle row)."""
     from services.benchmark.adapters.predictions import PredictionsFile
 
     adapter = PredictionsFile(str(path), name=name)
@@ -283,32 +290,28 @@ def format_leaderboard(board: dict[str, Any]) -> str:
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
+    """Every phase in order (see the module docstring); ``seconds`` and per-phase
+    ``timings`` are recorded, the summary goes to ``workdir/demo-result.json``."""
     from tqdm import tqdm
 
     t0 = time.monotonic()
     cfg.workdir.mkdir(parents=True, exist_ok=True)
-    phases = [
-        "models",
-        "data",
-        "stack",
-        "train",
-        "bench base",
-        "bench trained",
-        "bench reference",
-        "leaderboard",
-    ]
+    phases = ["models", "data", "stack", "sft", "grpo", "bench", "leaderboard"]
     bar = tqdm(total=len(phases), desc="demo", unit="phase")
+    timings: dict[str, float] = {}
+    clock = [time.monotonic()]
 
-    def step(name: str) -> None:
-        bar.set_postfix_str(name)
+    def done(name: str) -> None:
+        now = time.monotonic()
+        timings[name] = round(now - clock[0], 1)
+        clock[0] = now
+        bar.update()
 
-    step("models")
+    bar.set_postfix_str("models")
     build_models(cfg)
-    bar.update()
-    step("data")
+    done("models")
     train_root, eval_root = build_data(cfg)
-    bar.update()
-    step("stack")
+    done("data")
     stack = LocalStack(default_specs(cfg.workdir, SERVICES), log_dir=cfg.workdir / "logs")
     db_url = f"sqlite:///{(cfg.workdir / 'prl.sqlite').resolve()}"
     result: DemoResult | None = None
@@ -316,34 +319,40 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         stack.start()
         stack.wait_ready(300)
         urls = stack.urls()
-        bar.update()
-        step("train")
-        job = train(cfg, urls["trainer"], training_config(cfg, train_root, urls["reward"]))
-        run_dir = cfg.workdir / "runs" / f"job-{job['id']}"
-        result = DemoResult(urls=urls, job=job)
-        bar.update()
-        base = cfg.model or run_dir / "base-model"
-        for label, path, name in (
-            ("bench base", base, "qwen2vl-base"),
-            ("bench trained", run_dir / "final", "qwen2vl-deva"),
-        ):
-            step(label)
+        result = DemoResult(urls=urls, timings=timings)
+        done("stack")
+        bar.set_postfix_str("sft")
+        sft = train(cfg, urls["trainer"], sft_config(cfg, train_root), name="demo-sft")
+        result.jobs["sft"] = sft
+        sft_dir = cfg.workdir / "runs" / f"job-{sft['id']}"
+        done("sft")
+        bar.set_postfix_str("grpo + deva")
+        grpo_cfg = training_config(cfg, train_root, urls["reward"], sft_dir / "final")
+        result.jobs["grpo"] = train(cfg, urls["trainer"], grpo_cfg, name="demo-grpo-deva")
+        result.jobs["grpo"]["config"] = grpo_cfg
+        grpo_dir = cfg.workdir / "runs" / f"job-{result.jobs['grpo']['id']}"
+        done("grpo")
+        bar.set_postfix_str("bench")
+        checkpoints = {
+            MODELS["base"]: cfg.model or sft_dir / "base-model",
+            MODELS["sft"]: sft_dir / "final",
+            MODELS["grpo"]: grpo_dir / "final",
+        }
+        for name, path in checkpoints.items():
             result.runs[name] = benchmark(cfg, Path(path), name, eval_root, db_url, urls["reward"])
-            bar.update()
-        step("bench reference")
-        ref = reference_predictions(
-            eval_root, cfg.workdir / "reference-predictions.jsonl", seed=cfg.seed
-        )
-        result.runs["reference-gt-jitter"] = benchmark_predictions(
-            cfg, ref, "reference-gt-jitter", eval_root, db_url, urls["reward"]
-        )
-        bar.update()
+        if cfg.oracle:
+            oracle = oracle_predictions(
+                cfg, eval_root, cfg.workdir / "oracle-predictions.jsonl", seed=cfg.setting.seed
+            )
+            result.runs[ORACLE] = benchmark_predictions(
+                cfg, oracle, ORACLE, eval_root, db_url, urls["reward"]
+            )
         for run in result.runs.values():
             run["alignment_mean"] = component_mean(urls["leaderboard"], run["run_id"], "alignment")
-        step("leaderboard")
+        done("bench")
         result.leaderboard = leaderboard(urls["leaderboard"])
-        bar.update()
         result.seconds = time.monotonic() - t0
+        done("leaderboard")
         (cfg.workdir / "demo-result.json").write_text(
             json.dumps(result.summary(), indent=2, default=str)
         )

@@ -229,14 +229,36 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 DEFAULT_SERVICES = ("embedding", "reward", "leaderboard", "trainer")
 
 
-def default_specs(workdir: Path, services: tuple[str, ...] = DEFAULT_SERVICES) -> list[ServiceSpec]:
+DEFAULT_PORTS = {"reward": 8001, "embedding": 8002, "leaderboard": 8003, "trainer": 8004}
+"""The documented ports (``prl serve`` and ``prl up`` defaults; the SDK clients' default URLs)."""
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something already listens on (or holds) ``host:port``."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def default_specs(
+    workdir: Path,
+    services: tuple[str, ...] = DEFAULT_SERVICES,
+    ports: dict[str, int] | None = None,
+) -> list[ServiceSpec]:
     """Loopback specs for the local stack: SQLite in ``workdir``, tiny encoder in ``workdir/models``.
+
+    ``ports``: service → port (``prl up`` passes :data:`DEFAULT_PORTS`); a service not named
+    gets a free port picked by the OS (tests, the demo).
 
     Order matters only for readability; every service waits for its own dependencies through
     its ``/readyz``.
     """
     workdir = Path(workdir).resolve()
-    ports = {name: free_port() for name in services}
+    ports = {name: (ports or {}).get(name) or free_port() for name in services}
     db_url = f"sqlite:///{workdir / 'prl.sqlite'}"
     env: dict[str, dict[str, str]] = {
         "embedding": {

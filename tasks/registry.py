@@ -47,10 +47,18 @@ TaskFactory = Callable[..., Task]
 tasks: Registry[TaskFactory] = Registry("task")
 
 
-def get_task(name: str, **options: Any) -> Task:
-    """Build the registered task ``name`` with its options (paths, split, frame…)."""
+def get_task(name: str, /, **options: Any) -> Task:
+    """Build the registered task ``name`` with its options (paths, split, frame…).
+
+    Options are checked against the task's parameters first
+    (:func:`tasks.options.check_task_options`): an unknown one is refused with the closest
+    name, never kept and ignored."""
+    from tasks.options import check_task_options
+
     _load_builtin_tasks()
-    return tasks.get(name)(**options)
+    factory = tasks.get(name)
+    check_task_options(name, factory, options)
+    return factory(**options)
 
 
 def task_names() -> list[str]:

@@ -4,7 +4,7 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
 
     run_dir: runs/tiny-dig          # checkpoints/, metrics.jsonl, config.yaml
     model: {path: DIR} | {tiny: qwen2vl, seed: 0}
-    task: {name: dig, root: DIR, split: null, generate: {n: 8, size: [64, 64]}}
+    task: {name: dig, root: DIR, split: null, generate: {n: 8, size: [64, 64]}, options: {}}
     reward: {url: inprocess | http://host:port, reward: dig | {components: ..., aggregate: ...}}
     loss_type: dapo                 # grpo | bnpo | dr_grpo | dapo | gspo
     max_steps: 3
@@ -17,7 +17,9 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
     train_vision_tower: null | true | false   # PIVOT switches (null: leave as loaded)
     train_projector: null | true | false
-    method: grpo | dpo              # dpo: see ``dpo`` (PIVOT preference training)
+    method: grpo | sft | dpo        # sft: gold completions (``sft``); dpo: PIVOT preference training
+    init_from: DIR | null           # start from a trained checkpoint (a run dir: its final/)
+    sft: {cot: false, args: {...}}  # method sft: SFT-CoT traces, trl.SFTConfig fields
     dpo: {rollouts: FILE.jsonl | null, generations: 4, max_new_tokens: 16, run: {...}}
     checkpoint: {every_steps: 2, keep: 2}
     grpo: {...}                     # any other trl.GRPOConfig field (beta, num_generations, ...)
@@ -59,12 +61,35 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class TinyShape(Frozen):
+    """Size of a tiny random model (:func:`trainer.tiny.build_tiny_vlm`)."""
+
+    hidden: int = Field(64, ge=8, description="text model width")
+    layers: int = Field(2, ge=1, description="text model decoder layers")
+    heads: int = Field(4, ge=1, description="attention heads (hidden must divide by 2·heads)")
+    vision_width: int = Field(32, ge=8, description="ViT embedding width")
+    vision_depth: int = Field(2, ge=1, description="ViT blocks")
+    max_pixels: int = Field(
+        64 * 64, ge=28 * 28, description="largest image area kept by the processor (pixels)"
+    )
+
+    @model_validator(mode="after")
+    def _heads(self) -> TinyShape:
+        if self.hidden % (2 * self.heads):
+            raise ValueError(
+                f"model.shape: hidden ({self.hidden}) must be a multiple of 2·heads "
+                f"({2 * self.heads}) for rotary embeddings"
+            )
+        return self
+
+
 class ModelSource(Frozen):
     """A checkpoint dir (``path``) or a tiny random model built into the run dir (``tiny``)."""
 
     path: str | None = None
     tiny: Literal["qwen2vl", "qwen25vl"] | None = None
     seed: int = 0
+    shape: TinyShape = Field(TinyShape(), description="tiny model size (with ``tiny`` only)")
     #: ``from_pretrained(attn_implementation=...)``; "eager" is needed for attention masks
     attn_implementation: (
         Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None
@@ -92,6 +117,10 @@ class TaskConfig(Frozen):
     root: str
     split: str | None = None
     generate: DigGenerate | None = None
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="task constructor options, e.g. {prompt: short, coords: norm1000} for DiG",
+    )
 
 
 class RewardConfig(Frozen):
@@ -183,6 +212,29 @@ class DpoConfig(Frozen):
     run: DPORunConfig = DPORunConfig()
 
 
+class SftConfig(Frozen):
+    """``method: sft``: supervised fine-tuning on gold completions (:mod:`trainer.sft`)."""
+
+    cot: bool = Field(
+        False, description="SFT-CoT: think block describes each difference (from the scene diff)"
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="trl.SFTConfig fields (learning_rate, per_device_train_batch_size, ...)",
+    )
+
+    @field_validator("args")
+    @classmethod
+    def _sft_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if key in OWNED_FIELDS:
+                raise ValueError(f"sft.args.{key}: set '{OWNED_FIELDS[key]}' instead")
+        unknown = sorted(set(v) - sft_field_names())
+        if unknown:
+            raise ValueError(f"sft.args: unknown SFTConfig field(s) {unknown}")
+        return v
+
+
 class CheckpointConfig(Frozen):
     every_steps: int = Field(50, ge=1)
     keep: int | None = Field(None, ge=1)
@@ -193,6 +245,13 @@ def grpo_field_names() -> frozenset[str]:
     from trl import GRPOConfig
 
     return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+
+
+@cache
+def sft_field_names() -> frozenset[str]:
+    from trl import SFTConfig
+
+    return frozenset(f.name for f in dataclasses.fields(SFTConfig))
 
 
 class TrainConfig(Frozen):
@@ -211,7 +270,13 @@ class TrainConfig(Frozen):
     alignment: AlignmentConfig = AlignmentConfig()
     train_vision_tower: bool | None = None
     train_projector: bool | None = None
-    method: Literal["grpo", "dpo"] = "grpo"
+    method: Literal["grpo", "sft", "dpo"] = "grpo"
+    init_from: str | None = Field(
+        None,
+        description="start from this trained checkpoint (a dir with config.json, or a run dir "
+        "whose final/ holds one); the model section then only names the base",
+    )
+    sft: SftConfig = SftConfig()
     dpo: DpoConfig = DpoConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     grpo: dict[str, Any] = Field(default_factory=dict)
@@ -375,7 +440,7 @@ def validate_run_config(config: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML (or JSON) run config; ``overrides`` replace top-level keys.
 
-    Relative paths (run_dir, task.root, model.path, alignment.path_root, dpo.rollouts) resolve
+    Relative paths (run_dir, task.root, model.path, init_from, alignment.path_root, dpo.rollouts) resolve
     against the working directory.
     """
     path = Path(path)
@@ -386,6 +451,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         raw["task"] = {**raw["task"], "root": _resolve(raw["task"]["root"])}
     if isinstance(raw.get("model"), dict) and raw["model"].get("path"):
         raw["model"] = {**raw["model"], "path": _resolve(raw["model"]["path"])}
+    if raw.get("init_from"):
+        raw["init_from"] = _resolve(raw["init_from"])
     for section, key in (("alignment", "path_root"), ("dpo", "rollouts")):
         if isinstance(raw.get(section), dict) and raw[section].get(key):
             raw[section] = {**raw[section], key: _resolve(raw[section][key])}

@@ -148,7 +148,13 @@ def create_app(
     **manager_options: Any,
 ) -> FastAPI:
     """The service; ``manager_options`` (``validate``, ``command``) replace JobManager parts in tests."""
-    from services.store.db import check_database, make_engine, session_factory, upgrade
+    from services.store.db import (
+        UNAVAILABLE_ERRORS,
+        check_database,
+        make_engine,
+        session_factory,
+        upgrade,
+    )
 
     settings = settings or TrainerServiceSettings()
     engine = make_engine(database_url)
@@ -182,6 +188,7 @@ def create_app(
         routers=[router],
         lifespan=lifespan,
         ready_checks={"database": db_ready},
+        unavailable_errors=UNAVAILABLE_ERRORS,
     )
 
 

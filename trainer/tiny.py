@@ -7,12 +7,16 @@ Nothing is downloaded. The pieces (see shared/research/D_cpu_stack.md §2):
   and the tool-call tags as ordinary added tokens. Every UTF-8 string round-trips.
 * chat template: the Qwen2.5-VL template shipped inside the installed ``trl`` wheel
   (``trl/chat_templates/qwen2_5_vl.jinja``), which is also the Qwen2-VL-Instruct template.
-* processor: an *image-only* subclass of ``Qwen2VLProcessor`` / ``Qwen2_5_VLProcessor``. In
-  transformers 5.x each Qwen-VL processor carries a video sub-processor that needs torchvision,
-  which cannot be installed beside the CPU torch. ``ProcessorMixin`` derives its sub-processors
-  from the ``__init__`` signature, so a subclass whose ``__init__`` lacks ``video_processor`` is
-  image-only. It is registered with ``AutoProcessor`` by :func:`ensure_processor_support`;
-  without that registration ``AutoProcessor`` silently returns a bare tokenizer.
+* processor: saved as the stock ``Qwen2VLProcessor`` / ``Qwen2_5_VLProcessor`` with the stock
+  ``Qwen2VLVideoProcessor`` config nested in ``processor_config.json``, as a real checkpoint
+  is, so ``AutoProcessor``, TRL's ``GRPOTrainer(model=PATH)`` and vLLM load it as they load a
+  real Qwen2-VL (:func:`write_stock_processor_config`). In transformers 5.x that video
+  sub-processor needs torchvision, which cannot be installed beside the CPU torch; there
+  ``AutoProcessor`` raises ``ImportError`` for a real checkpoint and a tiny one alike, and
+  :func:`load_processor` uses an *image-only* subclass instead (``ProcessorMixin`` derives its
+  sub-processors from the ``__init__`` signature, so a subclass whose ``__init__`` lacks
+  ``video_processor`` is image-only). Checkpoints written before this named that subclass;
+  :func:`ensure_processor_support` registers it with ``AutoProcessor`` for them.
 * model: hidden size 64, 2 layers; vision tower depth 2, width 32. A 64×64 image is a 4×4 patch
   grid, i.e. 4 image tokens after the 2×2 merge.
 
@@ -128,8 +132,18 @@ def _image_only(base: type) -> type:
             **kwargs,
         )
 
+    kind = next(k for k, f in FAMILIES.items() if f.processor_cls == base.__name__)
+
+    def save_pretrained(self: Any, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        # saved under the stock class name, so that checkpoints written by a trainer holding
+        # this processor load with stock AutoProcessor / TRL / vLLM like a real Qwen-VL
+        out = base.save_pretrained(self, save_directory, *args, **kwargs)
+        write_stock_processor_config(save_directory, kind)  # type: ignore[arg-type]
+        return out
+
     name = base.__name__.replace("Processor", "ImageOnlyProcessor")
-    return type(name, (base,), {"__init__": __init__, "__module__": __name__})
+    members = {"__init__": __init__, "save_pretrained": save_pretrained, "__module__": __name__}
+    return type(name, (base,), members)
 
 
 def _torchvision_usable() -> bool:
@@ -163,8 +177,9 @@ def ensure_processor_support() -> None:
         image_only_processors()
 
 
-def build_processor(kind: Kind) -> Any:
-    """Image-only processor: PIL image processor (64×64 max) + :func:`build_tokenizer`."""
+def build_processor(kind: Kind, max_pixels: int = 64 * 64) -> Any:
+    """Image-only processor: PIL image processor (``max_pixels``, 64×64 by default) +
+    :func:`build_tokenizer`."""
     from transformers import Qwen2VLImageProcessorPil
 
     fam = FAMILIES[kind]
@@ -173,14 +188,23 @@ def build_processor(kind: Kind) -> Any:
         patch_size=patch,
         merge_size=2,
         temporal_patch_size=2,
-        size={"shortest_edge": (2 * patch) ** 2, "longest_edge": 64 * 64},
+        size={"shortest_edge": (2 * patch) ** 2, "longest_edge": max_pixels},
     )
     tok = build_tokenizer()
     cls = image_only_processors()[fam.model_type]
     return cls(image_processor=image_processor, tokenizer=tok, chat_template=tok.chat_template)
 
 
-def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads: int = 4) -> Any:
+def build_config(
+    kind: Kind,
+    tok: Any,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    *,
+    vision_width: int = 32,
+    vision_depth: int = 2,
+) -> Any:
     """Model config whose special-token ids match ``tok``; mrope sections sum to head_dim/2."""
     import transformers
 
@@ -202,7 +226,7 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
         "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "mrope_section": mrope},
     }
     common = {
-        "depth": 2,
+        "depth": vision_depth,
         "num_heads": 2,
         "patch_size": fam.patch_size,
         "spatial_merge_size": 2,
@@ -211,14 +235,14 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
     if kind == "qwen25vl":
         vision = {
             **common,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": vision_width,
+            "intermediate_size": 2 * vision_width,
             "out_hidden_size": hidden,
             "window_size": 56,
             "fullatt_block_indexes": [1],
         }
     else:  # Qwen2-VL: embed_dim is the ViT width, hidden_size the LLM width it projects to
-        vision = {**common, "embed_dim": 32, "hidden_size": hidden, "mlp_ratio": 2}
+        vision = {**common, "embed_dim": vision_width, "hidden_size": hidden, "mlp_ratio": 2}
     return getattr(transformers, fam.config_cls)(
         text_config=text,
         vision_config=vision,
@@ -231,12 +255,23 @@ def build_config(kind: Kind, tok: Any, hidden: int = 64, layers: int = 2, heads:
 
 
 def build_tiny_vlm(
-    kind: Kind, out: Path | str, seed: int = 0, *, hidden: int = 64, layers: int = 2, heads: int = 4
+    kind: Kind,
+    out: Path | str,
+    seed: int = 0,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    vision_width: int = 32,
+    vision_depth: int = 2,
+    max_pixels: int = 64 * 64,
 ) -> Path:
     """Build a tiny random ``kind`` model + processor and ``save_pretrained`` both into ``out``.
 
-    ``hidden``/``heads`` set the text model's width and heads (vLLM's CPU attention needs a head
-    dimension of at least 32, e.g. ``hidden=128, heads=4``).
+    ``hidden``/``layers``/``heads`` set the text model (vLLM's CPU attention needs a head
+    dimension of at least 32, e.g. ``hidden=128, heads=4``); ``vision_width``/``vision_depth``
+    the ViT; ``max_pixels`` the largest image area the processor keeps (larger images are
+    resized down; 112×112 at patch 14 is an 8×8 patch grid, 16 tokens after the 2×2 merge).
 
     Reload with :func:`load_vlm` (``AutoModelForImageTextToText`` / ``AutoProcessor``).
     """
@@ -249,8 +284,16 @@ def build_tiny_vlm(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    processor = build_processor(kind)
-    config = build_config(kind, processor.tokenizer, hidden=hidden, layers=layers, heads=heads)
+    processor = build_processor(kind, max_pixels=max_pixels)
+    config = build_config(
+        kind,
+        processor.tokenizer,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        vision_width=vision_width,
+        vision_depth=vision_depth,
+    )
     model = getattr(transformers, FAMILIES[kind].model_cls)(config)
     text = config.text_config
     model.generation_config = GenerationConfig(
@@ -261,8 +304,28 @@ def build_tiny_vlm(
         temperature=1.0,
     )
     model.save_pretrained(out)
-    processor.save_pretrained(out)
+    processor.save_pretrained(out)  # names the stock processor (write_stock_processor_config)
     return out
+
+
+def write_stock_processor_config(out: Path | str, kind: Kind) -> None:
+    """Make ``out/processor_config.json`` name the stock processor of ``kind``, with the stock
+    ``Qwen2VLVideoProcessor`` (both families use it) configured like the image processor.
+
+    The image-only processor saves itself under its own class name, which stock
+    ``AutoProcessor`` does not know: it then returns a bare tokenizer, and TRL's first VLM batch
+    fails with ``KeyError: 'pixel_values'``.
+    """
+    path = Path(out) / "processor_config.json"
+    config = json.loads(path.read_text())
+    image = config["image_processor"]
+    keep = ("patch_size", "temporal_patch_size", "merge_size", "size", "image_mean", "image_std")
+    config["processor_class"] = FAMILIES[kind].processor_cls
+    config["video_processor"] = {
+        "video_processor_type": "Qwen2VLVideoProcessor",
+        **{k: image[k] for k in keep if k in image},
+    }
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load_processor(path: Path | str) -> Any:
@@ -287,9 +350,15 @@ def load_processor(path: Path | str) -> Any:
 
 
 def load_vlm(path: Path | str, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, processor) from a checkpoint dir through the real ``from_pretrained`` path."""
+    """(model, processor) from a checkpoint dir through the real ``from_pretrained`` path.
+
+    A local-looking path that does not exist raises ``ModelPathError`` at once
+    (:func:`services.common.model_paths.check_model_ref`) instead of becoming a hub lookup."""
     from transformers import AutoModelForImageTextToText
 
+    from services.common.model_paths import check_model_ref
+
+    check_model_ref(path)
     processor = load_processor(path)
     kwargs = {"dtype": dtype} if dtype is not None else {}
     model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)

@@ -14,7 +14,9 @@ Issue 6 wiring: ``pgpo`` and ``alignment`` go to :class:`~trainer.grpo.DevaGRPOT
 ``--resume``; the active stage index is logged as ``curriculum/stage_index``);
 ``train_vision_tower`` / ``train_projector`` are applied with
 :func:`trainer.pivot.set_vision_trainable` before training. ``method: dpo`` runs
-:func:`run_dpo_method` instead (PIVOT preference training).
+:func:`run_dpo_method` instead (PIVOT preference training), ``method: sft``
+:func:`trainer.sft.run_sft` (gold completions, TRL's SFTTrainer). ``init_from`` starts any
+method from a trained checkpoint (e.g. GRPO from an SFT run's ``final/``).
 """
 
 from __future__ import annotations
@@ -42,8 +44,25 @@ class RunResult:
     resumed_from: Path | None
 
 
+def init_checkpoint(init_from: str | Path) -> Path:
+    """The checkpoint dir ``init_from`` names: itself, or a run dir's ``final/``.
+
+    Raises ``FileNotFoundError`` saying what was looked for.
+    """
+    path = Path(init_from)
+    for candidate in (path, path / "final"):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"init_from: {path} holds no checkpoint (no config.json in it or in its final/)"
+    )
+
+
 def model_path(cfg: TrainConfig) -> Path:
-    """The checkpoint to train: ``model.path``, or a tiny model built once into the run dir."""
+    """The checkpoint to train: ``init_from``, ``model.path``, or a tiny model built once into
+    the run dir (``model.tiny`` with ``model.shape``)."""
+    if cfg.init_from is not None:
+        return init_checkpoint(cfg.init_from)
     if cfg.model.path is not None:
         return Path(cfg.model.path)
     from trainer.tiny import build_tiny_vlm
@@ -51,7 +70,7 @@ def model_path(cfg: TrainConfig) -> Path:
     out = cfg.run_path / "base-model"
     if not (out / "config.json").exists():
         assert cfg.model.tiny is not None
-        build_tiny_vlm(cfg.model.tiny, out, seed=cfg.model.seed)
+        build_tiny_vlm(cfg.model.tiny, out, seed=cfg.model.seed, **cfg.model.shape.model_dump())
     return out
 
 
@@ -79,7 +98,7 @@ def split_dataset(cfg: TrainConfig, split: str | None) -> Any:
     from tasks import get_task
     from tasks.hf import hf_rows, to_hf_dataset
 
-    task = get_task(cfg.task.name, root=str(ensure_data(cfg)))
+    task = get_task(cfg.task.name, root=str(ensure_data(cfg)), **cfg.task.options)
     ds = to_hf_dataset(task, split)
     if cfg.alignment.send_inputs:
         rows, _ = hf_rows(task, split)
@@ -244,6 +263,10 @@ def run(
     )
     if cfg.method == "dpo":
         return run_dpo_method(cfg)
+    if cfg.method == "sft":
+        from trainer.sft import run_sft
+
+        return run_sft(cfg, resume=resume, sinks=sinks, callbacks=callbacks)
     start = last_checkpoint(run_dir) if resume else None
     if resume and start is None:
         log.warning("--resume: no checkpoint in %s; starting from step 0", run_dir)

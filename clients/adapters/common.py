@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
@@ -49,6 +50,7 @@ class Target:
     query: str | None = None
     image: str | None = None
     reward: RewardRef | None = None
+    mask: Any = None  # a PatchMask dict / JSON (DEVA alignment), or None
 
 
 def _as_obj(value: Any) -> Any:
@@ -64,19 +66,32 @@ def _as_obj(value: Any) -> Any:
 
 def read_frame(value: Any) -> Frame:
     """A :class:`Frame` from a dict / JSON string / model; None or empty → pixel frame."""
-    obj = _as_obj(value)
+    obj = drop_none(_as_obj(value))
     return Frame() if not obj else Frame.model_validate(obj)
+
+
+def drop_none(obj: Any) -> Any:
+    """``obj`` without None-valued keys, in it and in its nested dicts.
+
+    A parquet column of dicts read through ``datasets`` (as verl's ``RLHFDataset`` reads it)
+    gets the union of the keys of all rows, missing ones filled with None
+    (``{"boxes": None, "label": "cat"}``): None means "absent" here.
+    """
+    if isinstance(obj, Mapping):
+        return {k: drop_none(v) for k, v in obj.items() if v is not None}
+    return obj
 
 
 def read_target(value: Any, frame: Any = None, **extra: Any) -> Target | None:
     """Parse a solution or an envelope into a :class:`Target`; None/empty → None (not applicable).
 
     ``frame`` and ``extra`` (``query``, ``image``, ``reward``) fill what the envelope lacks.
-    Malformed values raise ``ValueError`` naming the problem — a broken dataset column is a
-    bug to fix, not a reward of 0.
+    None-valued keys count as absent (:func:`drop_none`). Malformed values raise
+    ``ValueError`` naming the problem — a broken dataset column is a bug to fix, not a
+    reward of 0.
     """
     try:
-        obj = _as_obj(value)
+        obj = drop_none(_as_obj(value))
     except json.JSONDecodeError as exc:
         raise ValueError(f"solution is not valid JSON: {exc}") from exc
     if obj is None or obj == {}:
@@ -145,6 +160,7 @@ class Outcome:
     fallback: bool = False
     error: str | None = None
     applicable: bool = True
+    component_errors: dict[str, str] = field(default_factory=dict)
 
 
 def reward_key(reward: RewardRef | Mapping[str, Any]) -> str:
@@ -160,8 +176,11 @@ class RemoteReward:
 
     ``timeout_s`` bounds each scoring call *including* its retries; ``fallback_reward`` is what
     each sample of a failed call gets (``None`` = "not applicable", only where the trainer
-    understands it). The httpx client is created lazily per event loop and per process and is
-    never pickled, so the object can travel to trainer workers (TRL's async GRPO worker, Ray).
+    understands it); ``strict`` raises the failure instead. The httpx client is created lazily
+    per event loop and per process and is never pickled, so the object can travel to trainer
+    workers (TRL's async GRPO worker, Ray); ``transport_factory`` (picklable, e.g. a module
+    function) returns ``(httpx transport, base URL)`` for that client, e.g. an in-process ASGI
+    transport.
     """
 
     def __init__(
@@ -177,6 +196,9 @@ class RemoteReward:
         components: Sequence[str] = (),
         coalesce_ms: float = 0.0,
         coalesce_max: int = 256,
+        strict: bool = False,
+        backoff_s: float | None = None,
+        transport_factory: Any = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
@@ -188,15 +210,19 @@ class RemoteReward:
         self.fallback_reward = fallback_reward
         self.max_retries = max_retries
         self.chunk_size = chunk_size
+        self.strict, self.backoff_s, self.transport_factory = strict, backoff_s, transport_factory
+        self.fixed_components: list[str] = list(components)
         self.known_components: list[str] = list(components)
         self._preset_components: dict[str, list[str]] | None = None
+        self._all_components: list[str] | None = None
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._pending: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._catalog_tasks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_clients", "_pending", "_lock"):
+        for name in ("_clients", "_pending", "_lock", "_catalog_tasks"):
             state.pop(name)
         return state
 
@@ -204,6 +230,7 @@ class RemoteReward:
         self.__dict__.update(state)
         self._clients = weakref.WeakKeyDictionary()
         self._pending = weakref.WeakKeyDictionary()
+        self._catalog_tasks = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def client(self) -> AsyncRewardClient:
@@ -212,12 +239,17 @@ class RemoteReward:
         with self._lock:
             rc = self._clients.get(loop)
             if rc is None:
+                transport, url = None, self.url
+                if self.transport_factory is not None:
+                    transport, url = self.transport_factory()
+                backoff = {} if self.backoff_s is None else {"initial_backoff_s": self.backoff_s}
                 rc = AsyncRewardClient(
-                    self.url,
+                    url,
                     api_key=self.api_key,
                     timeout=self.timeout_s,
-                    retry=RetryPolicy(max_retries=self.max_retries),
+                    retry=RetryPolicy(max_retries=self.max_retries, **backoff),
                     chunk_size=self.chunk_size,
+                    transport=transport,
                 )
                 self._clients[loop] = rc
         return rc
@@ -307,23 +339,48 @@ class RemoteReward:
         ``GET /v1/rewards`` (best effort, bounded by ``min(timeout_s, 5)``), so that even a
         fallback result carries every component key.
         """
+        if not self.fixed_components and self._all_components is None:
+            await self._fetch_catalog()
         names: list[str] = []
         for ref in refs:
             if isinstance(ref, str):
                 if self._preset_components is None:
-                    self._preset_components = await self._fetch_presets()
-                names += self._preset_components.get(ref, [])
+                    await self._fetch_catalog()
+                names += (self._preset_components or {}).get(ref, [])
             else:
                 spec = ref if isinstance(ref, RewardSpec) else RewardSpec.model_validate(ref)
                 names += [c.name for c in spec.components]
         self.known_components = list(dict.fromkeys([*self.known_components, *names]))
 
-    async def _fetch_presets(self) -> dict[str, list[str]]:
+    async def _fetch_catalog(self) -> None:
+        """``GET /v1/rewards`` once per process: preset → component names, and every component
+        name. Concurrent callers share one in-flight look-up; a failed one is not cached (the
+        next call tries again)."""
+        loop = asyncio.get_running_loop()
+        task = self._catalog_tasks.get(loop)
+        if task is None or task.done():
+            task = loop.create_task(self._load_catalog())
+            self._catalog_tasks[loop] = task
+        await asyncio.shield(task)
+
+    async def _load_catalog(self) -> None:
         try:
             catalog = await asyncio.wait_for(self.client().rewards(), min(self.timeout_s, 5.0))
         except (TimeoutError, PRLClientError):
-            return {}
-        return {p.name: [c.name for c in p.spec.components] for p in catalog.presets}
+            return
+        self._preset_components = {
+            p.name: [c.name for c in p.spec.components] for p in catalog.presets
+        }
+        names = [c.name for c in catalog.components]
+        if not names:  # a catalog listing presets only: the components they use
+            names = list(dict.fromkeys(n for ns in self._preset_components.values() for n in ns))
+        self._all_components = names
+
+    async def all_components(self) -> list[str] | None:
+        """Every component name the service registers (cached; None while it cannot be read)."""
+        if self._all_components is None:
+            await self._fetch_catalog()
+        return self._all_components
 
     async def _score_bucket(self, ref, idx, completions, targets) -> list[Outcome]:
         samples = [
@@ -334,6 +391,7 @@ class RemoteReward:
                 frame=targets[i].frame,
                 query=targets[i].query,
                 image=targets[i].image,
+                mask=_as_obj(targets[i].mask),
             )
             for i in idx
         ]
@@ -342,12 +400,20 @@ class RemoteReward:
                 self.client().score(samples, reward=ref), timeout=self.timeout_s
             )
         except (TimeoutError, PRLClientError) as exc:
+            if self.strict:
+                raise
             return self._fallbacks(len(idx), exc)
         names = [c.name for c in resp.reward.components]
         self.known_components = list(dict.fromkeys([*self.known_components, *names]))
+        by_id = {r.id: r for r in resp.results}  # matched by id, whatever the answer's order
         return [
-            Outcome(r.reward, dict(r.components), error=r.error.code if r.error else None)
-            for r in resp.results
+            Outcome(
+                r.reward,
+                dict(r.components),
+                error=r.error.code if r.error else None,
+                component_errors={n: e.code for n, e in r.component_errors.items()},
+            )
+            for r in (by_id[str(i)] for i in idx)
         ]
 
     def _fallbacks(self, n: int, exc: BaseException) -> list[Outcome]:
@@ -362,11 +428,23 @@ class RemoteReward:
         )
         return [Outcome(self.fallback_reward, fallback=True, error=what) for _ in range(n)]
 
+    def key_components(self) -> list[str]:
+        """The component keys every flat result carries, the same for every sample.
+
+        ``components`` given at construction, exactly; else every component the service
+        registers (``GET /v1/rewards``, read before the first score); else, while the catalog
+        cannot be read, the names seen so far.
+        """
+        if self.fixed_components:
+            return list(self.fixed_components)
+        if self._all_components is not None:
+            return list(self._all_components)
+        return list(self.known_components)
+
     def components_of(self, outcome: Outcome, fill: float = 0.0) -> dict[str, float]:
-        """Every known component name → value (``fill`` where the outcome lacks it), stable
-        keys for trainers that collect per-key lists (verl, EasyR1)."""
-        names = list(dict.fromkeys([*self.known_components, *outcome.components]))
-        return {n: float(outcome.components.get(n, fill)) for n in names}
+        """:meth:`key_components` → value (``fill`` where the outcome lacks it): stable keys for
+        trainers that collect per-key lists over samples (verl, EasyR1)."""
+        return {n: float(outcome.components.get(n, fill)) for n in self.key_components()}
 
     def flat_result(self, outcome: Outcome, score_key: str) -> dict[str, float]:
         """``{score_key, <components>, "prl_fallback", "prl_error"}`` — numbers only, stable
@@ -378,6 +456,50 @@ class RemoteReward:
             "prl_fallback": float(outcome.fallback),
             "prl_error": float(outcome.error is not None),
         }
+
+
+class BackgroundLoop:
+    """One event loop in a daemon thread per process, for sync callers that come and go.
+
+    A trainer that calls a sync reward function from fresh threads (OpenRLHF's
+    ``asyncio.to_thread(reward_func, ...)``, EasyR1's Ray actor) would otherwise get a new
+    event loop — and so a new HTTP client, a new connection and new limit/catalog look-ups —
+    on every call. Here every call runs on the same loop, so :class:`RemoteReward` keeps one
+    client, and concurrent calls can share a request (``coalesce_ms``). After ``fork`` the
+    child makes its own loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="prl-reward-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the background loop and wait for its result (from any thread)."""
+        loop = self.loop()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError("BackgroundLoop.run called from its own loop; await instead")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+BACKGROUND = BackgroundLoop()
+"""The process's background loop (see :class:`BackgroundLoop`)."""
 
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,28 +1,38 @@
-"""verl custom reward function backed by the reward service.
+"""verl custom reward functions backed by the reward service (verl 0.9.1's Reward Loop).
 
-verl loads ``custom_reward_function.path`` / ``.name`` (default ``compute_score``), binds
-``custom_reward_function.reward_kwargs`` with ``functools.partial`` (``_call_with_kwargs_async``
-for coroutine functions) and calls, once per sample (``NaiveRewardManager``, Reward Loop
-``run_single``)::
+verl loads ``reward.custom_reward_function.path`` / ``.name`` (the legacy top-level
+``custom_reward_function.*`` is migrated there), binds ``reward_kwargs`` with
+``functools.partial`` (``_call_with_kwargs_async`` for a coroutine function) and calls it once
+per sample — ``RewardLoopWorker`` → ``NaiveRewardManager.run_single`` (or ``dapo``), many
+samples concurrently on one event loop::
 
     await compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)
 
-``solution_str`` is the decoded response (``skip_special_tokens=True``); ``ground_truth`` is
-``reward_model.ground_truth`` of the row; ``extra_info`` is the row's ``extra_info`` dict. The
-result is ``{"score": float, ...}``; the other keys go to ``reward_extra_info`` (one list per
-key, so every sample returns the same keys). Config::
+``solution_str`` is the decoded response (``skip_special_tokens=True``), ``ground_truth`` the
+row's ``reward_model.ground_truth``, ``extra_info`` its ``extra_info`` dict. The result is
+``{"score": float, ...}``; the other keys go to ``reward_extra_info`` (one list per key, so
+every sample returns the same keys). Recipe (hydra needs ``+`` for keys that are not in verl's
+default config, such as everything under ``reward_kwargs``)::
 
-    custom_reward_function:
-      path: <site-packages>/clients/adapters/verl.py
-      name: compute_score
-      reward_kwargs: {url: "http://reward:8001", reward: dig, timeout_s: 30, fallback_reward: 0.0}
+    reward.custom_reward_function.path=<site-packages>/clients/adapters/verl.py
+    reward.custom_reward_function.name=compute_score
+    +reward.custom_reward_function.reward_kwargs.url=http://reward:8001
+    +reward.custom_reward_function.reward_kwargs.reward=dig
 
-The batch form ``compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos)``
-serves ``reward_model.reward_manager=batch``.
+Which function for which reward manager:
 
-``ground_truth``: a solution or an envelope (see :func:`~clients.adapters.common.read_target`);
-``extra_info`` may add ``frame``, ``query``, ``image``, ``reward``. The reward used is, first
-found: the envelope's/extra_info's ``reward``, ``rewards_by_source[data_source]``, the
+* :func:`compute_score` (async) — the Reward Loop's ``naive`` / ``dapo`` managers (the
+  default); concurrent calls within ``coalesce_ms`` share one ``/v1/score`` request.
+* :func:`compute_score_sync` — verl's legacy sync managers (``verl.workers.reward_manager``
+  ``naive``/``dapo``/``prime``), which cannot await a coroutine; it runs on the process's
+  background loop (:data:`~clients.adapters.common.BACKGROUND`, one client per process).
+* verl 0.9.1 has no ``batch`` manager in the Reward Loop; :func:`compute_score_batch` serves
+  the legacy ``BatchRewardManager`` of older releases.
+
+``ground_truth``: a solution or an envelope (see :func:`~clients.adapters.common.read_target`;
+None-valued keys, as ``datasets`` fills them into a parquet column of mixed-task dicts, are
+dropped); ``extra_info`` may add ``frame``, ``query``, ``image``, ``reward``. The reward used is,
+first found: the envelope's/extra_info's ``reward``, ``rewards_by_source[data_source]``, the
 ``reward`` kwarg, else ``data_source`` itself as a preset name.
 """
 
@@ -33,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clients.adapters.common import (
+    BACKGROUND,
     Outcome,
     RemoteReward,
     Target,
@@ -77,7 +88,7 @@ def verl_target(
     rewards_by_source: Mapping[str, Any] | None,
 ) -> Target:
     """The sample's target, with the reward resolved in the documented order."""
-    info = dict(extra_info or {})
+    info = {k: v for k, v in dict(extra_info or {}).items() if v is not None}
     target = read_target(
         ground_truth,
         info.get("frame"),
@@ -130,6 +141,33 @@ async def compute_score(
     return verl_result(remote, outcome)
 
 
+def compute_score_sync(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    url: str | None = None,
+    reward: Any = None,
+    rewards_by_source: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 60.0,
+    fallback_reward: float = 0.0,
+    max_retries: int = 3,
+    components: Sequence[str] = (),
+    **_: Any,
+) -> dict[str, float]:
+    """:func:`compute_score` for verl's legacy sync reward managers (one sample per call).
+
+    Runs on the process's background event loop, so every call reuses one HTTP client; no
+    coalescing (the legacy managers call one sample after another).
+    """
+    remote = remote_for(url, api_key, timeout_s, fallback_reward, max_retries, components, 0.0)
+    target = verl_target(data_source, ground_truth, extra_info, reward, rewards_by_source)
+    outcome = BACKGROUND.run(remote.score_one(solution_str, target))
+    return verl_result(remote, outcome)
+
+
 def compute_score_batch(
     data_sources: Sequence[str],
     solution_strs: Sequence[str],
@@ -145,7 +183,8 @@ def compute_score_batch(
     max_retries: int = 3,
     **_: Any,
 ) -> list[dict[str, float]]:
-    """verl ``BatchRewardManager`` form: the whole batch in one request per reward."""
+    """verl's legacy ``BatchRewardManager`` form (not in verl 0.9.1's Reward Loop): the whole
+    batch in one request per reward."""
     infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
     targets = [
         verl_target(ds, gt, info, reward, rewards_by_source)

@@ -48,7 +48,11 @@ class EvalRecord:
 
 @dataclass(frozen=True)
 class MetricValue:
-    """An aggregate metric with its bootstrap stderr and percentile confidence interval."""
+    """An aggregate metric with its bootstrap stderr and percentile confidence interval.
+
+    ``reward_spec`` / ``reward_spec_hash``: for a mean-reward metric, the name and hash of the
+    reward spec it averages (:mod:`services.benchmark.reward_key`); None for other metrics.
+    """
 
     name: str
     value: float
@@ -57,6 +61,8 @@ class MetricValue:
     ci_low: float | None = None
     ci_high: float | None = None
     n: int | None = None
+    reward_spec: str | None = None
+    reward_spec_hash: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

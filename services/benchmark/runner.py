@@ -19,11 +19,8 @@ Orchestration only; every step is a small function:
 from __future__ import annotations
 
 import logging
-import platform
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from schemas.geometry import Frame
@@ -33,21 +30,11 @@ from services.benchmark.adapters.base import GenerationRequest, ModelAdapter
 from services.benchmark.metrics import MetricRef, compute_metrics
 from services.benchmark.parsing import boxes_from_json, boxes_to_json, parse_prediction
 from services.benchmark.records import EvalRecord, MetricValue
+from services.benchmark.reward_key import reward_key
 from services.benchmark.scoring import Scorer
 from services.benchmark.store import RunSpec, RunStore
 
 log = logging.getLogger(__name__)
-
-LIB_NAMES = (
-    "perception-rl",
-    "numpy",
-    "scipy",
-    "pycocotools",
-    "faster-coco-eval",
-    "torch",
-    "transformers",
-    "vllm",
-)
 
 
 @dataclass(frozen=True)
@@ -133,6 +120,7 @@ def prediction_row(
             "frame": frame.model_dump(mode="json"),
             "meta": s.meta,
             "boxes": boxes_to_json(boxes),
+            "images": [str(p) for p in s.images],
         },
     }
 
@@ -153,23 +141,17 @@ def record_from_row(row: dict[str, Any]) -> EvalRecord:
 
 
 def lib_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in LIB_NAMES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    from services.common.provenance import lib_versions as versions
+
+    return versions()
 
 
 def git_sha() -> str | None:
-    try:
-        res = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
+    """The code revision of this package (not of the caller's directory); see
+    :func:`services.common.provenance.code_revision`."""
+    from services.common.provenance import code_revision
+
+    return code_revision()
 
 
 def run_config(
@@ -216,7 +198,12 @@ def run_benchmark(
     if opts.limit is not None:
         samples = samples[: opts.limit]
     reward: RewardRef = opts.reward if opts.reward is not None else task.reward
-    metric_refs: list[MetricRef] = [*task.metrics, *opts.metrics, "mean_reward"]
+    rkey = reward_key(reward)
+    metric_refs: list[MetricRef] = [
+        *task.metrics,
+        *opts.metrics,
+        {"name": "mean_reward", "params": {"spec": rkey.name, "spec_hash": rkey.hash}},
+    ]
     config = run_config(task, adapter, opts, reward)
     content = _content_hash(task, opts.split)
     key = opts.key or make_run_key(

@@ -57,6 +57,8 @@ def run_summary(
             "ci_low": m.ci_low,
             "ci_high": m.ci_high,
             "n": m.n,
+            "reward_spec": m.reward_spec,
+            "reward_spec_hash": m.reward_spec_hash,
         }
         for m in metrics
     ]

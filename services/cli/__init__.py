@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from services.cli.base import app
+from services.cli.base import app  # noqa: F401  (the command tree)
 
 
 def load_commands() -> None:
@@ -20,5 +20,9 @@ def load_commands() -> None:
 
 
 def main() -> None:
-    load_commands()
-    app()
+    """``prl``: every command behind one error boundary (:mod:`services.cli.errors`)."""
+    import sys
+
+    from services.cli.errors import run
+
+    sys.exit(run())

@@ -18,6 +18,19 @@ models_app = typer.Typer(no_args_is_help=True, help="Build tiny offline models."
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmark runs.")
 export_app = typer.Typer(no_args_is_help=True, help="Export trained parts.")
 
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="PRL_DEBUG", help="print the full traceback of an error"
+    ),
+) -> None:
+    """perception-rl: rewards, evaluation and GRPO training for VLM perception."""
+    from services.cli.errors import set_debug
+
+    set_debug(debug)
+
+
 app.add_typer(serve_app, name="serve")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")

@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from services.cli._store import db_option, open_store
 from services.cli.base import bench_app
 
 
@@ -49,6 +50,32 @@ def adapter_options(
     return out
 
 
+def check_before_loading(adapter: str, a_opts: dict[str, Any], reward: str | None) -> None:
+    """What can be checked before a model loads: the reward preset, the adapter's options,
+    and that a local model path or predictions file exists (never a hub lookup for a typo)."""
+    from services.benchmark.adapters import adapter_names, adapters
+    from services.common.model_paths import check_model_ref
+    from services.reward.scoring import resolve_reward
+    from tasks.options import check_task_options
+
+    if reward is not None:
+        resolve_reward(reward)
+    adapter_names()  # registers the built-in adapters
+    factory = adapters.get(adapter)
+    if adapter != "vllm":  # vLLM forwards unknown options to its engine (LLM(**kwargs))
+        check_task_options(adapter, factory, a_opts, kind="adapter", flag="--adapter-opt")
+    if adapter in ("transformers", "vllm") and a_opts.get("model"):
+        check_model_ref(str(a_opts["model"]))
+    if adapter == "predictions" and a_opts.get("path"):
+        from pathlib import Path
+
+        if not Path(str(a_opts["path"])).is_file():
+            raise FileNotFoundError(
+                f"predictions file {a_opts['path']!r} does not exist (one JSON object per line: "
+                '{"id": "<sample id>", "completion": "<model output>"})'
+            )
+
+
 @bench_app.command("run")
 def run(
     task: str = typer.Option(..., help="task name (tasks registry)"),
@@ -58,7 +85,7 @@ def run(
     adapter: str = typer.Option("transformers", help="transformers | vllm | openai | predictions"),
     adapter_opt: list[str] = typer.Option(None, "--adapter-opt", help="adapter option key=value"),
     max_new_tokens: int = typer.Option(None, help="generation length limit"),
-    db: str = typer.Option(None, help="store URL (default PRL_DATABASE_URL or .prl/store.db)"),
+    db: str = db_option(),
     key: str = typer.Option(None, help="run key (default: derived from model, task and config)"),
     batch_size: int = typer.Option(8, min=1, help="requests per generation batch"),
     limit: int = typer.Option(None, min=1, help="only the first N samples"),
@@ -88,6 +115,7 @@ def run(
         adapter, model, parse_opts(adapter_opt, "--adapter-opt"), max_new_tokens
     )
     the_task = get_task(task, **t_opts)
+    check_before_loading(adapter, a_opts, reward)
     the_adapter = get_adapter(adapter, **a_opts)
     scorer = HttpScorer(reward_url, api_key=api_key) if reward_url else InProcessScorer()
     options = RunOptions(
@@ -133,18 +161,20 @@ def format_metrics(payload: dict[str, Any]) -> str:
 def show(
     key: str = typer.Option(None, help="run key"),
     run_id: int = typer.Option(None, "--run", help="run id"),
-    db: str = typer.Option(None, help="store URL (default PRL_DATABASE_URL or .prl/store.db)"),
+    db: str = db_option(),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
     last: int = typer.Option(20, help="without --key/--run: list this many recent runs"),
 ) -> None:
     """Show one run's metrics (by key or id), or list the most recent runs."""
     from services.benchmark.show import list_runs, run_summary
-    from services.store.db import make_engine, session_factory, transaction
+    from services.store.db import transaction
 
-    factory = session_factory(make_engine(db))
+    factory = open_store(db)
     with transaction(factory) as s:
         if key is None and run_id is None:
             rows = list_runs(s, last)
+            if not rows and not as_json:
+                typer.echo("no runs stored yet: start one with `prl bench run` (see --help)")
             if as_json:
                 typer.echo(json.dumps(rows, indent=2, default=str))
             else:

@@ -1,6 +1,6 @@
 """``prl db upgrade|downgrade|current``: Alembic migrations of the result store.
 
-The database is ``--url`` or ``PRL_DATABASE_URL`` (default: the SQLite file
+The database is ``--db`` (alias ``--url``) or ``PRL_DATABASE_URL`` (default: the SQLite file
 ``.prl/store.db``). The migrations ship inside the package, so this works from an install.
 """
 
@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import typer
 
+from services.cli._store import db_option, store_url
 from services.cli.base import app
 
 db_app = typer.Typer(no_args_is_help=True, help="Result-store schema migrations.")
 app.add_typer(db_app, name="db")
 
-URL_HELP = "SQLAlchemy database URL (default: PRL_DATABASE_URL or sqlite:///.prl/store.db)"
-
 
 def _url(url: str | None) -> str:
-    from services.store.db import StoreSettings
-
-    return url or StoreSettings().database_url
+    return store_url(url)
 
 
 def _redact(url: str) -> str:
@@ -31,7 +28,7 @@ def _redact(url: str) -> str:
 @db_app.command("upgrade")
 def upgrade(
     revision: str = typer.Argument("head", help="target revision"),
-    url: str | None = typer.Option(None, help=URL_HELP),
+    url: str | None = db_option(),
 ) -> None:
     """Migrate the store up to REVISION (default: the newest)."""
     from services.store import db
@@ -44,7 +41,7 @@ def upgrade(
 @db_app.command("downgrade")
 def downgrade(
     revision: str = typer.Argument(..., help="target revision ('base' drops every table)"),
-    url: str | None = typer.Option(None, help=URL_HELP),
+    url: str | None = db_option(),
 ) -> None:
     """Migrate the store down to REVISION."""
     from services.store import db
@@ -55,7 +52,7 @@ def downgrade(
 
 
 @db_app.command("current")
-def current(url: str | None = typer.Option(None, help=URL_HELP)) -> None:
+def current(url: str | None = db_option()) -> None:
     """Print the store's revision and whether it is the newest."""
     from services.store import db
 

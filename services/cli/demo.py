@@ -20,9 +20,9 @@ def demo(
     model: Path | None = typer.Option(
         None, help="a real Qwen2-VL checkpoint (GPU); default: tiny random"
     ),
-    steps: int = typer.Option(3, min=1, help="GRPO steps"),
-    n_train: int = typer.Option(24, min=4, help="DiG training pairs"),
-    n_eval: int = typer.Option(12, min=2, help="DiG eval pairs"),
+    quick: bool = typer.Option(
+        False, help="fast path (~2 min): same phases at toy sizes; nothing learns"
+    ),
     launch: str = typer.Option(
         "cpu", help="accelerate config: cpu | single_gpu | ddp | zero2 | zero3 | fsdp"
     ),
@@ -30,7 +30,7 @@ def demo(
         False, help="keep the stack up after the run (Ctrl-C stops it)"
     ),
 ) -> None:
-    """Models, DiG data, services, GRPO+DEVA training, benchmarks and the leaderboard."""
+    """Models, DiG data, services, SFT then GRPO + DEVA training, benchmarks, leaderboard."""
     import logging
 
     from services.demo import DemoConfig, format_leaderboard, run_demo
@@ -38,15 +38,11 @@ def demo(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if keep_serving is None:
         keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
-    cfg = DemoConfig(
-        workdir=workdir.resolve(),
-        model=model,
-        steps=steps,
-        n_train=n_train,
-        n_eval=n_eval,
-        launch=launch,
-        keep_serving=keep_serving,
-    )
+    options = {"model": model, "launch": launch, "keep_serving": keep_serving}
+    if quick:
+        cfg = DemoConfig.quick(workdir.resolve(), **options)
+    else:
+        cfg = DemoConfig(workdir=workdir.resolve(), **options)
     result = run_demo(cfg)
     typer.echo("")
     for name, run in result.runs.items():
@@ -58,14 +54,13 @@ def demo(
             else ", alignment=n/a (no parsable answer)"
         )
         typer.echo(f"{name:<19} run {run['run_id']}: {shown}")
-    typer.echo(
-        f"training job {result.job['id']}: {result.job['status']} at step {result.job['step']}"
-    )
+    for kind, job in result.jobs.items():
+        typer.echo(f"training job {job['id']} ({kind}): {job['status']} at step {job['step']}")
     typer.echo(format_leaderboard(result.leaderboard))
     page = f"{result.urls['leaderboard']}/"
-    typer.echo(
-        f"\nleaderboard page: {page}   (finished in {result.seconds:.0f} s; store: {cfg.workdir / 'prl.sqlite'})"
-    )
+    phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
+    typer.echo(f"\nleaderboard page: {page}   (store: {cfg.workdir / 'prl.sqlite'})")
+    typer.echo(f"demo time: {result.seconds:.0f} s ({phases})")
     if result.stack is None:
         typer.echo(
             f"the stack has stopped; to browse again: PRL_DATABASE_URL=sqlite:///{cfg.workdir / 'prl.sqlite'} prl serve leaderboard"

@@ -6,6 +6,7 @@ import os
 
 import typer
 
+from services.cli._store import db_option
 from services.cli.base import serve_app
 
 # service name → (uvicorn factory, settings env prefix, default port)
@@ -17,21 +18,30 @@ SERVICES: dict[str, tuple[str, str, int]] = {
 }
 
 
-def run_service(name: str, host: str | None, port: int | None, workers: int | None) -> None:
+def run_service(
+    name: str, host: str | None, port: int | None, workers: int | None, db: str | None = None
+) -> None:
     """Start ``name`` under uvicorn; CLI flags override the ``PRL_<NAME>_*`` settings."""
-    import uvicorn
+    from services.cli.errors import CliError
+    from services.common.serving import serve
+    from services.stack import port_in_use
 
     factory, prefix, default_port = SERVICES[name]
     for key, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[prefix + key] = str(value)
-    uvicorn.run(
+    if db is not None:
+        os.environ["PRL_DATABASE_URL"] = db
+    bind_host = os.environ.get(prefix + "HOST", "127.0.0.1")
+    bind_port = int(os.environ.get(prefix + "PORT", default_port))
+    if port_in_use(bind_port, bind_host):
+        raise CliError(f"port {bind_port} on {bind_host} is in use: pick another with --port")
+    serve(
         factory,
-        factory=True,
-        host=os.environ.get(prefix + "HOST", "127.0.0.1"),
-        port=int(os.environ.get(prefix + "PORT", default_port)),
+        host=bind_host,
+        port=bind_port,
         workers=int(os.environ.get(prefix + "WORKERS", 1)),
-        timeout_graceful_shutdown=int(float(os.environ.get(prefix + "DRAIN_S", 10))),
+        drain_s=float(os.environ.get(prefix + "DRAIN_S", 10)),
         log_level=os.environ.get(prefix + "LOG_LEVEL", "info"),
     )
 
@@ -43,8 +53,9 @@ def _command(name: str) -> None:
         ),
         port: int | None = typer.Option(None, help=f"port (default {SERVICES[name][2]})"),
         workers: int | None = typer.Option(None, help="uvicorn worker processes"),
+        db: str | None = db_option(),
     ) -> None:
-        run_service(name, host, port, workers)
+        run_service(name, host, port, workers, db)
 
     serve.__doc__ = f"Run the {name} service."
     serve_app.command(name)(serve)

@@ -19,15 +19,35 @@ def up(
         help="comma-separated services to start",
     ),
     timeout: float = typer.Option(180.0, help="seconds to wait for readiness"),
+    reward_port: int = typer.Option(8001, help="reward service port"),
+    embedding_port: int = typer.Option(8002, help="embedding service port"),
+    leaderboard_port: int = typer.Option(8003, help="leaderboard service port"),
+    trainer_port: int = typer.Option(8004, help="trainer service port"),
 ) -> None:
     """Start the local stack, wait until every service is ready, print URLs; Ctrl-C stops all."""
-    from services.stack import LocalStack, StackError, default_specs
+    from services.cli.errors import CliError
+    from services.stack import DEFAULT_SERVICES, LocalStack, StackError, default_specs, port_in_use
 
     names = tuple(s.strip() for s in services.split(",") if s.strip())
+    unknown = [n for n in names if n not in DEFAULT_SERVICES]
+    if unknown:
+        raise CliError(f"--services: unknown {unknown}; choose from {', '.join(DEFAULT_SERVICES)}")
+    ports = {
+        "reward": reward_port,
+        "embedding": embedding_port,
+        "leaderboard": leaderboard_port,
+        "trainer": trainer_port,
+    }
+    for name in names:
+        if port_in_use(ports[name]):
+            raise CliError(
+                f"port {ports[name]} ({name}) is in use (another `prl up`?): stop that process "
+                f"or pick another with --{name}-port"
+            )
     workdir.mkdir(parents=True, exist_ok=True)
     if "embedding" in names:
         _ensure_encoder(workdir / "models" / "clip")
-    stack = LocalStack(default_specs(workdir, names), log_dir=workdir / "logs")
+    stack = LocalStack(default_specs(workdir, names, ports), log_dir=workdir / "logs")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.common.lifecycle import DRAINING, hook_uvicorn_signals
 from services.common.metrics import ServiceMetrics
 from services.common.middleware import GuardMiddleware
+from services.common.openapi import allowed_methods, describe
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,17 @@ def create_service_app(
     ready_checks: dict[str, ReadyCheck] | None = None,
     version: str = "1",
     description: str = "",
+    unavailable_errors: Sequence[type[Exception]] = (),
+    openapi_patch: Callable[[dict], None] | None = None,
 ) -> FastAPI:
+    """The service skeleton around ``routers``.
+
+    ``unavailable_errors``: exception types that mean a dependency (the SQL store) is down
+    or unreachable; a route raising one answers 503 ``store_unavailable`` + ``Retry-After``
+    instead of a 500, since the request may well succeed once the dependency is back.
+    ``openapi_patch``: edits the OpenAPI document once it is built (after
+    :func:`services.common.openapi.describe`), for what only the service knows.
+    """
     state = ServiceState(checks=dict(ready_checks or {}))
     metrics = ServiceMetrics(name)
 
@@ -83,7 +94,7 @@ def create_service_app(
     async def outer(app: FastAPI) -> AsyncIterator[None]:
         state.shutting_down = False
         metrics.draining.set(0)
-        hook_uvicorn_signals()
+        hook_uvicorn_signals(settings.drain_delay_s)
         if lifespan is None:
             state.started = True
             yield
@@ -117,18 +128,37 @@ def create_service_app(
             429: "rate_limited",
             503: "unavailable",
         }.get(exc.status_code, f"http_{exc.status_code}")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return _error(request, exc.status_code, code, str(exc.detail), headers=headers)
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable in %s: %r", request.url.path, exc)
         return _error(
-            request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+            request,
+            503,
+            "store_unavailable",
+            f"the result store is unavailable ({type(exc).__name__}); nothing was written, "
+            f"retry after {settings.retry_after_s} s",
+            headers={"Retry-After": str(settings.retry_after_s)},
         )
+
+    for exc_type in unavailable_errors:
+        app.add_exception_handler(exc_type, _unavailable)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware, outside GuardMiddleware, sends this answer and
+        # then uvicorn closes the connection: say so (and echo the request id ourselves).
         log.exception("unhandled error in %s", request.url.path)
+        rid = request.scope.get("state", {}).get("request_id", "")
         return _error(
             request,
             500,
             "internal",
             f"internal error ({type(exc).__name__}); this is a bug, please report it",
+            headers={"Connection": "close", "X-Request-ID": rid},
         )
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")
@@ -152,6 +182,16 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = describe(FastAPI.openapi(app), settings)
+            if openapi_patch is not None:
+                openapi_patch(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, state=state)
     return app
 

@@ -18,7 +18,11 @@ from services.common.settings import Scope, ServiceSettings
 
 DEV_API_KEY = "prl-dev-key"
 
-_bearer = HTTPBearer(auto_error=False)
+_bearers = {
+    scope: HTTPBearer(auto_error=False, scheme_name=scope) for scope in ("read", "write", "admin")
+}
+"""One scheme per scope, so the OpenAPI document says which scope an operation needs
+(``services.common.openapi.describe`` turns them into one ``bearer`` scheme)."""
 
 
 def effective_keys(settings: ServiceSettings) -> dict[str, list[Scope]]:
@@ -46,7 +50,7 @@ def require_scope(scope: Scope) -> Callable[..., None]:
     """
 
     async def check(
-        request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)
+        request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearers[scope])
     ) -> None:
         settings: ServiceSettings = request.app.state.settings
         if scope == "read" and not settings.auth_read:

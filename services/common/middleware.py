@@ -1,6 +1,7 @@
 """Pure-ASGI guard in front of every service.
 
-In order: request id (``X-Request-ID`` echoed or generated); refuse with 503 while draining;
+In order: request id (``X-Request-ID`` echoed or generated; ``Connection: close`` added to
+every 5xx, see :func:`with_guard_headers`); refuse with 503 while draining;
 refuse with 503 + ``Retry-After`` when ``max_concurrency`` requests are already in flight
 (a fast answer instead of unbounded latency); 413 when ``Content-Length`` or the streamed body
 exceeds ``max_body_bytes`` — checked *before* the body is parsed; 504 after
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -23,6 +25,21 @@ from services.common.settings import ServiceSettings
 _PROBES = {"/healthz", "/readyz", "/metrics"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 """Metric labels take these methods as sent; any other (a client may send any token) → OTHER."""
+
+
+def with_guard_headers(headers: Iterable[tuple[bytes, bytes]], status: int, rid: str) -> list:
+    """``headers`` plus ``X-Request-ID``, and ``Connection: close`` on any 5xx.
+
+    uvicorn closes a keep-alive connection after a response whose app raised (a 500), and a
+    draining server closes them all; a client that is not told reuses the dead connection and
+    its next request fails with a transport error the server never saw. Saying
+    ``Connection: close`` on every 5xx makes uvicorn close it deliberately after the answer and
+    tells the client to open a fresh one (RFC 9112 §9.6).
+    """
+    out = [*headers, (b"x-request-id", rid.encode())]
+    if status >= 500 and not any(k.lower() == b"connection" for k, _ in out):
+        out.append((b"connection", b"close"))
+    return out
 
 
 def error_body(status: int, code: str, message: str, request_id: str) -> bytes:
@@ -52,8 +69,9 @@ class GuardMiddleware:
                 return
             if message["type"] == "http.response.start":
                 started["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = with_guard_headers(
+                    message.get("headers", []), message["status"], rid
+                )
             await send(message)
 
         async def reply(status: int, code: str, msg: str, headers: list | None = None) -> None:

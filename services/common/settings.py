@@ -31,7 +31,16 @@ class ServiceSettings(BaseSettings):
     )
     request_timeout_s: float = Field(default=60.0, gt=0, description="504 after this")
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with 503/429")
-    drain_s: float = Field(default=10.0, ge=0, description="graceful-shutdown drain time")
+    drain_s: float = Field(
+        default=10.0, ge=0, description="after the drain delay, how long in-flight requests may run"
+    )
+    drain_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=300,
+        description="after SIGTERM, keep accepting and answer 503 draining for this long before "
+        "closing the listener (set it to the load balancer's readiness period)",
+    )
 
     api_keys: dict[str, list[Scope]] = Field(
         default_factory=dict,

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from services.common.app import create_service_app
+from services.common.openapi import declare_response
 from services.embedding.api import router
 from services.embedding.batcher import DynamicBatcher
 from services.embedding.engine import Engine, Item, run_items
@@ -136,6 +137,12 @@ def create_app(
         lifespan=lifespan,
         ready_checks={"model": model_ready},
         description="CLIP/SigLIP embeddings with dynamic batching, and DEVA's alignment hypervolume.",
+        openapi_patch=lambda schema: declare_response(
+            schema,
+            ["POST /v1/embed", "POST /v1/alignment"],
+            404,
+            "an image path does not exist under the data root",
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from services.common.app import create_service_app
-from services.leaderboard import uploads
+from services.leaderboard import drilldown_api, uploads
 from services.leaderboard.api import STATIC_DIR, page_router, router
 from services.leaderboard.settings import LeaderboardSettings
 from services.store import db
@@ -53,9 +53,10 @@ def create_app(settings: LeaderboardSettings | None = None) -> FastAPI:
     app = create_service_app(
         name="leaderboard",
         settings=settings,
-        routers=[router, page_router],
+        routers=[router, drilldown_api.router, page_router],
         lifespan=lifespan,
         ready_checks={"database": database_ready},
+        unavailable_errors=db.UNAVAILABLE_ERRORS,
         description="Benchmark runs, metrics, leaderboards and training curves.",
     )
     app.state.engine = db.make_engine(settings.database_url)

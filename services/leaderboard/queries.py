@@ -24,6 +24,7 @@ from schemas.leaderboard import (
     TrainingCurves,
     TrainingJobView,
 )
+from services.benchmark.reward_key import is_reward_metric
 from services.store.models import (
     Metric,
     Model,
@@ -159,6 +160,8 @@ def _metric_view(m: Metric) -> MetricView:
         ci_low=m.ci_low,
         ci_high=m.ci_high,
         n=m.n,
+        reward_spec=m.reward_spec,
+        reward_spec_hash=m.reward_spec_hash,
     )
 
 
@@ -244,6 +247,21 @@ def metric_direction(directions: set[bool], metric: str) -> bool:
     return next(iter(directions))
 
 
+def reward_spec_of(
+    specs: set[tuple[str | None, str | None]], metric: str
+) -> tuple[str | None, str | None]:
+    """The one (reward spec, hash) that every ranked run of a mean-reward metric was scored
+    with; :class:`QueryError` when they differ (their means are on different scales)."""
+    if len(specs) <= 1:
+        return next(iter(specs), (None, None))
+    listed = ", ".join(sorted(f"{name or '?'} ({(h or 'no hash')[:12]})" for name, h in specs))
+    raise QueryError(
+        f"metric {metric!r} was scored with different reward specs ({listed}); means of "
+        "different rewards are not comparable, so rank one spec at a time: re-score the runs "
+        "with one reward (prl bench run --reward NAME) or pick the metric reward[<spec>] of one"
+    )
+
+
 def _ci_overlap(a: LeaderboardEntry, b: LeaderboardEntry) -> bool | None:
     if None in (a.ci_low, a.ci_high, b.ci_low, b.ci_high):
         return None
@@ -292,6 +310,8 @@ def leaderboard(
             func.count(),
             func.min(hib),
             func.max(hib),
+            func.min(Metric.reward_spec_hash),
+            func.max(Metric.reward_spec_hash),
         )
         .where(*scope)
         .group_by(Metric.model_id)
@@ -299,6 +319,14 @@ def leaderboard(
     if not groups:
         raise _no_such_metric(session, s.id, metric)
     higher = metric_direction({bool(d) for g in groups for d in (g[4], g[5])}, metric)
+    spec, spec_hash = (None, None)
+    hashes = {h for g in groups for h in (g[6], g[7]) if h is not None}
+    if is_reward_metric(metric) and len(hashes) > 1:
+        # the names for the message (the index covers the hashes, not the names: error path only)
+        specs = session.execute(
+            select(Metric.reward_spec, Metric.reward_spec_hash).distinct().where(*scope)
+        ).all()
+        reward_spec_of({(a, b) for a, b in specs}, metric)
     best = [(g[0], g[1] if higher else g[2], g[3]) for g in groups]
     n_runs = {model_id: n for model_id, _, n in best}
     # the runs holding each model's best value; a separate query with a literal list keeps
@@ -316,6 +344,8 @@ def leaderboard(
         Run.git_sha,
         Run.finished_at,
         Model.name.label("model_name"),
+        Metric.reward_spec,
+        Metric.reward_spec_hash,
     )
     rows: list[Row] = []
     for start in range(0, len(best), _PAIRS_PER_QUERY):
@@ -347,17 +377,24 @@ def leaderboard(
             seed=r.seed,
             git_sha=r.git_sha,
             finished_at=r.finished_at,
+            reward_spec=r.reward_spec,
+            reward_spec_hash=r.reward_spec_hash,
         )
         for rank, r in zip(ranks, ordered, strict=True)
     ]
     for e in entries:
         e.overlaps_best = _ci_overlap(e, entries[0])
+    if is_reward_metric(metric) and hashes:
+        spec_hash = next(iter(hashes))
+        spec = next((e.reward_spec for e in entries if e.reward_spec), None)
     return Leaderboard(
         suite=s.name,
         version=s.version,
         content_hash=s.content_hash,
         metric=metric,
         higher_is_better=higher,
+        reward_spec=spec,
+        reward_spec_hash=spec_hash,
         entries=entries,
     )
 

@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from services.common.app import ReadyCheck, create_service_app
+from services.common.openapi import name_choices
 from services.reward.api import router
 from services.reward.limits import LimitExceeded
-from services.reward.openrlhf import LabelError
 from services.reward.scoring import ScoringContext, components
+from services.reward.scoring.base import advantages, aggregators, presets
 from services.reward.scoring.spec import SpecError
 from services.reward.settings import RewardSettings
 
@@ -53,6 +54,14 @@ def _error(request: Request, status: int, code: str, message: str) -> JSONRespon
     )
 
 
+def _registered_names(schema: dict) -> None:
+    """Preset, component, aggregator and estimator names are enums in the OpenAPI document."""
+    name_choices(schema, "reward", presets.names())
+    name_choices(schema, "name", components.names(), within="ComponentRef")
+    name_choices(schema, "method", aggregators.names(), within="AggregateRef")
+    name_choices(schema, "advantage", advantages.names())
+
+
 def create_app(settings: RewardSettings | None = None) -> FastAPI:
     settings = settings or RewardSettings()
 
@@ -69,6 +78,7 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         ready_checks=ready_checks(settings),
         description="Exact perception rewards for GRPO-family training (wire contract v1).",
+        openapi_patch=_registered_names,
     )
     app.state.context = ScoringContext(settings=settings)
     app.state.reward_failures = Counter(
@@ -81,10 +91,6 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
     @app.exception_handler(SpecError)
     async def _spec(request: Request, exc: SpecError) -> JSONResponse:
         return _error(request, 422, "invalid_reward", str(exc))
-
-    @app.exception_handler(LabelError)
-    async def _label(request: Request, exc: LabelError) -> JSONResponse:
-        return _error(request, 422, "invalid_label", str(exc))
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONResponse:

@@ -29,6 +29,11 @@ class RewardSettings(ServiceSettings):
         default="dig",
         description="preset used by /get_reward when a label names no reward",
     )
+    openrlhf_invalid_label_reward: float = Field(
+        default=0.0,
+        description="/get_reward's reward for a sample whose label is missing or invalid "
+        "(reported as extra_logs prl_error = 1; OpenRLHF cannot survive a 4xx for one sample)",
+    )
     embedding_url: str | None = Field(
         default=None, description="embedding service base URL (DEVA alignment component)"
     )

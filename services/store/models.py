@@ -165,6 +165,7 @@ class Metric(Base):
             "model_id",
             "value",
             "higher_is_better",
+            "reward_spec_hash",
         ),
     )
 
@@ -183,6 +184,10 @@ class Metric(Base):
     ci_low: Mapped[float | None] = mapped_column(Float)
     ci_high: Mapped[float | None] = mapped_column(Float)
     n: Mapped[int | None] = mapped_column(Integer)
+    # a mean-reward metric (``reward[dig]``) names the reward spec it averages and its hash
+    # (services/benchmark/reward_key.py); the leaderboard never ranks two hashes together
+    reward_spec: Mapped[str | None] = mapped_column(String(128))
+    reward_spec_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -18,10 +18,10 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,9 +41,18 @@ log = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 PREDICTION_FIELDS = ("sample_id", "prediction", "reward", "components", "error", "extra")
-METRIC_FIELDS = ("name", "value", "higher_is_better", "stderr", "ci_low", "ci_high", "n")
+METRIC_FIELDS = (
+    "name",
+    "value",
+    "higher_is_better",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "n",
+    "reward_spec",
+    "reward_spec_hash",
+)
 _INT32_MAX = 2**31 - 1  # INTEGER columns on PostgreSQL
-_CHUNK = 500  # rows per INSERT (SQLite allows 32766 bound parameters per statement)
 
 
 class StoreError(ValueError):
@@ -90,33 +99,52 @@ def _insert(session: Session, table: Table):  # type: ignore[no-untyped-def]
     raise StoreError(f"unsupported database dialect {name!r}: use SQLite or PostgreSQL")
 
 
-def _chunks(rows: Sequence[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield list(rows[i : i + size])
-
-
 def _insert_ignore(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> int:
-    """``INSERT … ON CONFLICT (keys) DO NOTHING``; returns how many rows were new."""
-    added = 0
-    for chunk in _chunks(rows):
-        stmt = _insert(session, table).values(chunk).on_conflict_do_nothing(index_elements=keys)
-        added += max(session.execute(stmt).rowcount or 0, 0)
-    return added
+    """``INSERT … ON CONFLICT (keys) DO NOTHING``; returns how many rows were new.
+
+    One statement compiled once and executed for all ``rows`` (SQLAlchemy's
+    "insertmanyvalues" batching), so 100 000 predictions cost one compilation, not 200;
+    ``RETURNING`` counts the rows really inserted on SQLite and PostgreSQL alike.
+    """
+    if not rows:
+        return 0
+    stmt = _insert(session, table).on_conflict_do_nothing(index_elements=keys)
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        return _sqlite_executemany(conn, table, stmt, rows)
+    return len(session.execute(stmt.returning(table.c[keys[0]]), list(rows)).all())
+
+
+def _sqlite_executemany(conn: Connection, table: Table, stmt: Any, rows: Sequence[dict]) -> int:
+    """SQLite's own ``executemany`` of the compiled statement, the values passed through each
+    column type's bind processor (JSON serialiser, datetime format) exactly as SQLAlchemy
+    would: ~3× faster than its per-row parameter processing for 100 000 rows. sqlite3's
+    ``rowcount`` after ``executemany`` is the number of rows inserted (a conflict changes 0)."""
+    cols = list(rows[0])
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=cols)
+    order = list(compiled.positiontup or [])
+    if sorted(order) != sorted(cols):  # not the plain positional form we expect
+        return len(conn.execute(stmt.returning(table.c[cols[0]]), list(rows)).all())
+    procs = [table.c[c].type.bind_processor(conn.dialect) for c in order]
+    params = [
+        tuple(v if p is None else p(v) for p, v in zip(procs, (r[c] for c in order), strict=True))
+        for r in rows
+    ]
+    return max(conn.exec_driver_sql(compiled.string, params).rowcount, 0)
 
 
 def _upsert(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> None:
     """``INSERT … ON CONFLICT (keys) DO UPDATE`` every non-key column to the new value."""
-    for chunk in _chunks(rows):
-        stmt = _insert(session, table).values(chunk)
-        cols = [c for c in chunk[0] if c not in keys]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in cols}
-        )
-        session.execute(stmt)
+    if not rows:
+        return
+    stmt = _insert(session, table)
+    cols = [c for c in rows[0] if c not in keys]
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})
+    session.execute(stmt, list(rows))
 
 
 # ---------------------------------------------------------------- models and suites
@@ -208,13 +236,46 @@ def get_or_create_run(
     (a key reused for a different experiment). Resuming a run that is not ``completed`` puts
     it back to ``running``; a completed run is returned unchanged.
     """
+    run, _ = create_or_resume_run(
+        session,
+        key,
+        model=model,
+        suite=suite,
+        config=config,
+        seed=seed,
+        git_sha=git_sha,
+        lib_versions=lib_versions,
+        n_samples=n_samples,
+        source=source,
+    )
+    return run
+
+
+def create_or_resume_run(
+    session: Session,
+    key: str,
+    *,
+    model: Model | str,
+    suite: Suite,
+    config: Mapping[str, Any],
+    seed: int | None,
+    git_sha: str | None,
+    lib_versions: Mapping[str, Any],
+    n_samples: int | None = None,
+    source: str = "local",
+) -> tuple[Run, bool]:
+    """:func:`get_or_create_run`, and whether this call's insert created the row.
+
+    "Created" is the ``INSERT … ON CONFLICT DO NOTHING``'s own answer, not a look-up before
+    it: of several concurrent writers of one key exactly one gets ``True``.
+    """
     if not key:
         raise StoreError("run key must be a non-empty string")
     model_row = get_or_create_model(session, model) if isinstance(model, str) else model
     cfg = _jsonable(dict(config))
     digest = config_hash(cfg)
     now = utcnow()
-    _insert_ignore(
+    created = _insert_ignore(
         session,
         Run.__table__,
         [
@@ -253,7 +314,7 @@ def get_or_create_run(
     if n_samples is not None and run.n_samples is None:
         run.n_samples = n_samples
     session.flush()
-    return run
+    return run, created == 1
 
 
 def get_run(session: Session, run_id: int) -> Run:
@@ -271,17 +332,18 @@ def done_sample_ids(session: Session, run_id: int) -> set[str]:
 
 def _jsonable(obj: Any) -> Any:
     """A JSON-safe copy: dataclasses → dicts, tuples/sets → lists, non-finite floats → None,
-    anything else unknown → ``str``."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(dataclasses.asdict(obj))
+    anything else unknown → ``str``. (Plain JSON types are tested first: this runs on every
+    stored prediction.)"""
+    if obj is None or isinstance(obj, str | int):  # bool is an int
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
     if hasattr(obj, "item"):  # numpy / torch scalars
         return _jsonable(obj.item())
     return str(obj)
@@ -294,28 +356,38 @@ def _finite_or_none(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+_PREDICTION_KEYS = frozenset(PREDICTION_FIELDS)
+
+
 def _prediction_row(run_id: int, row: Mapping[str, Any], now: Any) -> dict[str, Any]:
     """One ``predictions`` row; keys outside :data:`PREDICTION_FIELDS` go to ``extra``."""
-    if row.get("sample_id") in (None, ""):
+    sample_id = row.get("sample_id")
+    if sample_id in (None, ""):
         raise StoreError(f"prediction row without sample_id: {dict(row)!r:.200}")
     extra = dict(row.get("extra") or {})
-    extra.update({k: v for k, v in row.items() if k not in PREDICTION_FIELDS})
-    reward = _finite_or_none(row.get("reward"))
-    if row.get("reward") is not None and reward is None:
-        extra["nonfinite_reward"] = str(row["reward"])
+    for k in row.keys() - _PREDICTION_KEYS:
+        extra[k] = row[k]
+    raw_reward = row.get("reward")
+    reward = _finite_or_none(raw_reward)
+    if raw_reward is not None and reward is None:
+        extra["nonfinite_reward"] = str(raw_reward)
     error = row.get("error")
     if error is not None and not isinstance(error, Mapping):
         error = {"code": "error", "message": str(error)}
-    components = {k: _finite_or_none(v) for k, v in dict(row.get("components") or {}).items()}
+    components = row.get("components")
     prediction = row.get("prediction")
+    if prediction is not None:
+        prediction = str(prediction)
+        if "\x00" in prediction:
+            prediction = prediction.replace("\x00", "\ufffd")
     return {
         "run_id": run_id,
-        "sample_id": str(row["sample_id"]),
-        "prediction": None if prediction is None else str(prediction).replace("\x00", "\ufffd"),
+        "sample_id": str(sample_id),
+        "prediction": prediction,
         "reward": reward,
-        "components": components,
+        "components": {k: _finite_or_none(v) for k, v in components.items()} if components else {},
         "error": None if error is None else _jsonable(error),
-        "extra": _jsonable(extra),
+        "extra": _jsonable(extra) if extra else {},
         "created_at": now,
     }
 
@@ -362,6 +434,10 @@ def _metric_row(run: Run, m: Mapping[str, Any], now: Any) -> dict[str, Any]:
         "ci_low": _finite_or_none(m.get("ci_low")),
         "ci_high": _finite_or_none(m.get("ci_high")),
         "n": None if m.get("n") is None else int(m["n"]),
+        "reward_spec": None if m.get("reward_spec") is None else str(m["reward_spec"]),
+        "reward_spec_hash": None
+        if m.get("reward_spec_hash") is None
+        else str(m["reward_spec_hash"]),
         "created_at": now,
     }
 

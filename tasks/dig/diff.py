@@ -93,12 +93,17 @@ def _attribute_change(
 
 
 def apply_differences(
-    rng: np.random.Generator, scene: Scene, k: int, tries: int = 40
+    rng: np.random.Generator,
+    scene: Scene,
+    k: int,
+    tries: int = 40,
+    sizes: tuple[str, ...] = tuple(SIZES),
 ) -> tuple[Scene, list[Difference]] | None:
     """Scene B and its ``k`` differences from ``scene``, or ``None`` if ``k`` do not fit.
 
     Kinds are drawn uniformly from :data:`DIFF_KINDS`; objects for the non-``add`` kinds are
-    distinct. Every intermediate scene is valid (see :func:`tasks.dig.scene.fits`).
+    distinct. Every intermediate scene is valid (see :func:`tasks.dig.scene.fits`). Added
+    objects take a size from ``sizes``.
     """
     objects = list(scene.objects)
     touched: set[int] = set()
@@ -109,7 +114,7 @@ def apply_differences(
             break
         kind = DIFF_KINDS[int(rng.integers(len(DIFF_KINDS)))]
         if kind == "add":
-            placed = place(rng, random_object(rng, next_uid), objects)
+            placed = place(rng, random_object(rng, next_uid, sizes), objects)
             if placed is None:
                 continue
             objects.append(placed)

@@ -27,6 +27,7 @@ Output directory::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,7 +43,7 @@ from tqdm import tqdm
 from tasks.dig.diff import Difference, apply_differences
 from tasks.dig.png import encode_png
 from tasks.dig.render import Footprint, Rendered, Renderer, merge_footprints, renderers
-from tasks.dig.scene import Scene, sample_scene
+from tasks.dig.scene import DEFAULT_SCENE, Scene, SceneOptions, sample_scene
 from tasks.hashing import file_sha256
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,14 @@ def stage_k(stage: str, rng: np.random.Generator, n_objects: int) -> int:
     raise ValueError(f"unknown DiG stage {stage!r}; use one of {', '.join(STAGES)}")
 
 
-def draw_pair(seed: int, stage: str, index: int, attempt: int) -> PairSpec | None:
+def draw_pair(
+    seed: int, stage: str, index: int, attempt: int, scene: SceneOptions = DEFAULT_SCENE
+) -> PairSpec | None:
     """Scenes A, B and K differences from the pair's own random stream (``None``: no fit)."""
     rng = np.random.default_rng([seed, STAGE_CODES[stage], index, attempt])
-    scene_a = sample_scene(rng)
+    scene_a = sample_scene(rng, scene)
     k = stage_k(stage, rng, len(scene_a.objects))
-    changed = apply_differences(rng, scene_a, k)
+    changed = apply_differences(rng, scene_a, k, sizes=scene.sizes)
     if changed is None:
         return None
     scene_b, diffs = changed
@@ -154,7 +157,12 @@ def check_pair(spec: PairSpec, ra: Rendered, rb: Rendered) -> RenderedPair | Non
 
 
 def render_pairs(
-    renderer: Renderer, seed: int, stage: str, indices: list[int], batch: int = 16
+    renderer: Renderer,
+    seed: int,
+    stage: str,
+    indices: list[int],
+    batch: int = 16,
+    scene: SceneOptions = DEFAULT_SCENE,
 ) -> Iterator[RenderedPair]:
     """Rendered, checked pairs for ``indices`` (in order); failed draws are redrawn."""
     for start in range(0, len(indices), batch):
@@ -172,7 +180,7 @@ def render_pairs(
                         raise RuntimeError(
                             f"DiG pair {stage}/{idx}: no valid draw in {MAX_ATTEMPTS}"
                         )
-                    spec = draw_pair(seed, stage, idx, attempts[idx])
+                    spec = draw_pair(seed, stage, idx, attempts[idx], scene)
                     attempts[idx] += 1
                 specs.append(spec)
             scenes = [s for spec in specs for s in (spec.scene_a, spec.scene_b)]
@@ -210,18 +218,21 @@ def generate(
     partition: str = "train",
     progress: bool = True,
     renderer_options: dict[str, Any] | None = None,
+    scene: SceneOptions | None = None,
 ) -> Path:
     """Generate ``n`` DiG pairs into ``out_dir``; returns the manifest path.
 
     ``split``: ``single`` | ``dual`` | ``mixed`` | ``all`` (thirds of ``n``). ``size`` is
     ``(width, height)``. The dataset version (``dataset.json``) is the SHA-256 of the
-    manifest, which records every image's SHA-256.
+    manifest, which records every image's SHA-256. ``scene`` sets the object count and
+    sizes (:class:`~tasks.dig.scene.SceneOptions`; default 4–8 objects, small and large).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     counts = stage_counts(n, split)
+    scene_opts = scene or DEFAULT_SCENE
     engine: Renderer = renderers.get(renderer)(size=size, **(renderer_options or {}))
     manifest_path = out / MANIFEST
     # Written under a temporary name and renamed last: a reader that sees manifest.jsonl sees
@@ -231,7 +242,7 @@ def generate(
     try:
         with open(partial, "w", encoding="utf-8") as manifest:
             for stage, count in counts.items():
-                for pair in render_pairs(engine, seed, stage, list(range(count))):
+                for pair in render_pairs(engine, seed, stage, list(range(count)), scene=scene_opts):
                     row = _write_pair(out, pair, size, partition)
                     manifest.write(json.dumps(row, sort_keys=True) + "\n")
                     bar.update(1)
@@ -249,6 +260,7 @@ def generate(
         "counts": counts,
         "size": list(size),
         "partition": partition,
+        "scene": dataclasses.asdict(scene_opts),
     }
     (out / DATASET_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     os.replace(partial, manifest_path)

@@ -134,10 +134,17 @@ class RasterRenderer:
 
     name = "raster"
 
-    def __init__(self, size: tuple[int, int] = (320, 240), camera: Camera | None = None) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] = (320, 240),
+        camera: Camera | None = None,
+        ground: str = "studio",
+    ) -> None:
+        if ground not in GROUNDS:
+            raise ValueError(f"raster ground {ground!r}: use one of {', '.join(GROUNDS)}")
         self.size = size
         self.camera = (camera or Camera()).scaled(*size)
-        self._ground = _ground(*size)
+        self._ground = GROUNDS[ground](*size)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -370,5 +377,22 @@ def _ground(width: int, height: int) -> np.ndarray:
     tint = np.array([1.0, 1.0, 1.04], dtype=np.float32)
     return (lum[..., None] * tint).astype(np.float32)
 
+
+def _position_ground(width: int, height: int) -> np.ndarray:
+    """A ground whose colour says where a pixel is: the studio luminance, with a red → blue
+    tint across the width and a stronger vertical ramp.
+
+    For tiny models trained from random weights: Qwen2-VL's ViT and decoder use rotary
+    positions only, so a patch's features carry no absolute position unless its pixels do.
+    """
+    v = (np.arange(height, dtype=np.float32) + 0.5)[:, None] / height
+    u = (np.arange(width, dtype=np.float32) + 0.5)[None, :] / width
+    lum = 90.0 + 80.0 * v + 0.0 * u
+    tint = np.stack([1.2 - 0.4 * u + 0.0 * v, np.ones_like(lum), 0.8 + 0.4 * u + 0.0 * v], axis=-1)
+    return (lum[..., None] * tint).astype(np.float32)
+
+
+GROUNDS = {"studio": _ground, "position": _position_ground}
+"""Raster grounds: ``studio`` (default look) and ``position`` (see :func:`_position_ground`)."""
 
 renderers.register("raster")(RasterRenderer)

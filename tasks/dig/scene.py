@@ -90,14 +90,42 @@ def fits(candidate: SceneObject, others: list[SceneObject] | tuple[SceneObject, 
     return True
 
 
-def random_object(rng: np.random.Generator, uid: int) -> SceneObject:
-    """Attributes drawn uniformly; the position is set by the caller."""
+@dataclass(frozen=True)
+class SceneOptions:
+    """How scenes are drawn: object count ``n_min..n_max`` and the sizes new objects may take.
+
+    The defaults are the CLEVR-like setting (4–8 objects, small and large). An easy setting for
+    tiny models is e.g. ``SceneOptions(n_min=2, n_max=4, sizes=("large",))``: few, big objects.
+    A *size* difference still switches an object to the other size.
+    """
+
+    n_min: int = 4
+    n_max: int = 8
+    sizes: tuple[str, ...] = tuple(SIZES)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_min <= self.n_max:
+            raise ValueError(
+                f"scene options: need 1 <= n_min <= n_max, got {self.n_min}, {self.n_max}"
+            )
+        unknown = [s for s in self.sizes if s not in SIZES]
+        if unknown or not self.sizes:
+            raise ValueError(f"scene options: sizes must be a non-empty subset of {list(SIZES)}")
+
+
+DEFAULT_SCENE = SceneOptions()
+
+
+def random_object(
+    rng: np.random.Generator, uid: int, sizes: tuple[str, ...] = tuple(SIZES)
+) -> SceneObject:
+    """Attributes drawn uniformly (size from ``sizes``); the position is set by the caller."""
     return SceneObject(
         uid=uid,
         shape=SHAPES[rng.integers(len(SHAPES))],
         color=list(COLORS)[rng.integers(len(COLORS))],
         material=MATERIALS[rng.integers(len(MATERIALS))],
-        size=list(SIZES)[rng.integers(len(SIZES))],
+        size=sizes[rng.integers(len(sizes))],
         x=0.0,
         y=0.0,
         rotation=float(rng.uniform(0.0, 90.0)),
@@ -119,12 +147,12 @@ def place(
     return None
 
 
-def sample_scene(rng: np.random.Generator, n_min: int = 4, n_max: int = 8) -> Scene:
-    """A scene of ``n_min..n_max`` non-intersecting random objects."""
-    n = int(rng.integers(n_min, n_max + 1))
+def sample_scene(rng: np.random.Generator, options: SceneOptions = DEFAULT_SCENE) -> Scene:
+    """A scene of ``options.n_min..n_max`` non-intersecting random objects."""
+    n = int(rng.integers(options.n_min, options.n_max + 1))
     objects: list[SceneObject] = []
     for uid in range(n):
-        placed = place(rng, random_object(rng, uid), objects)
+        placed = place(rng, random_object(rng, uid, options.sizes), objects)
         if placed is not None:
             objects.append(placed)
     return Scene(tuple(objects))

@@ -5,6 +5,8 @@
 (``"train"`` by default). ``samples("single")`` (a stage name) also works: it serves that
 stage from every partition, so a curriculum can ask one task for each stage. Each sample shows both images (A then B); the answer is a list of
 boxes in image B, read through the task's frame; the prompt never states the count.
+``prompt="short"`` swaps in a terse system prompt and instruction (tiny models with byte-level
+tokenizers; same answer dialect and frame).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from schemas.geometry import CoordFrame
+from schemas.geometry import CoordFrame, Frame
 from schemas.reward import BoxSolution
 from schemas.tasks import TaskSample
 from tasks.base import BaseTask
@@ -26,6 +28,20 @@ from tasks.registry import tasks
 from tasks.validate import get, load_jsonl, numbers, xyxy
 
 DIG_QUERY = "every difference between the two images"
+PROMPTS = ("full", "short")
+
+
+SHORT_SYSTEM_PROMPT = "Reason in <think> </think>, then answer in <answer> </answer>."
+"""System turn of the ``prompt="short"`` variant (same answer layout, a few tokens)."""
+
+
+def short_dig_prompt(frame: Frame) -> str:
+    """A terse DiG instruction for tiny models (byte-level tokens make every character cost a
+    step): the frame and answer dialect of :func:`dig_prompt`, without the explanations."""
+    size = f" of the {frame.image_size[0]}x{frame.image_size[1]} image" if frame.image_size else ""
+    unit = {"pixel": f"integer pixels{size}", "norm1000": "integers 0-1000", "norm1": "0-1"}
+    where = unit.get(frame.coords, f"input pixels{size}")
+    return f'Box each difference in image 2 ({where}): [{{"bbox_2d": [x1, y1, x2, y2]}}, ...]'
 
 
 def dig_prompt(coordinates: str) -> str:
@@ -56,11 +72,20 @@ class DigTask(BaseTask):
         coords: CoordFrame = "pixel",
         reward: str = "dig",
         limit: int | None = None,
+        prompt: str = "full",
         **options: Any,
     ) -> None:
         if split not in (*STAGES, "all"):
             raise ValueError(f"DiG split {split!r}: use one of {', '.join(STAGES)} or all")
-        super().__init__(split=split, coords=coords, reward=reward, limit=limit, **options)
+        if prompt not in PROMPTS:
+            raise ValueError(f"DiG prompt {prompt!r}: use one of {', '.join(PROMPTS)}")
+        kwargs = {"prompt": prompt} if prompt != "full" else {}
+        super().__init__(
+            split=split, coords=coords, reward=reward, limit=limit, **kwargs, **options
+        )
+        self.prompt = prompt
+        if prompt == "short":
+            self.system_prompt = SHORT_SYSTEM_PROMPT
         self.root = Path(root)
         self.stage = split
         self.coords: CoordFrame = coords
@@ -114,7 +139,11 @@ class DigTask(BaseTask):
         return TaskSample(
             id=row["id"],
             images=[str(self.root / row["image_a"]), str(self.root / row["image_b"])],
-            prompt=dig_prompt(coordinate_sentence(frame)),
+            prompt=(
+                short_dig_prompt(frame)
+                if self.prompt == "short"
+                else dig_prompt(coordinate_sentence(frame))
+            ),
             solution=BoxSolution(boxes=[tuple(b) for b in row["boxes"]]),
             frame=frame,
             query=DIG_QUERY,

@@ -13,7 +13,9 @@ def test_clients_and_schemas_import_no_heavy_dependency():
     code = (
         "import json, sys\n"
         "import schemas, clients, clients.reward, clients.embedding, clients.leaderboard\n"
+        "import clients.trainer\n"
         "import clients.adapters.trl, clients.adapters.verl, clients.adapters.easyr1\n"
+        "import clients.adapters.easyr1_sequential\n"
         "import clients.adapters.openrlhf\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )

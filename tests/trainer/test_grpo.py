@@ -10,6 +10,7 @@ import torch
 
 from tests.trainer.helpers import grpo_args, letter_reward, two_image_rows
 from trainer.grpo import DevaGRPOTrainer, DevaTerms
+from trainer.tiny import load_processor
 
 pytestmark = pytest.mark.torch
 
@@ -34,10 +35,18 @@ def pair(tiny_qwen2vl: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     out = tmp_path_factory.mktemp("grpo-eq")
     args = grpo_args(out, epsilon_high=0.28)
     ref = GRPOTrainer(
-        model=str(tiny_qwen2vl), reward_funcs=[letter_reward], args=args, train_dataset=ds
+        model=str(tiny_qwen2vl),
+        processing_class=load_processor(tiny_qwen2vl),
+        reward_funcs=[letter_reward],
+        args=args,
+        train_dataset=ds,
     )
     ours = DevaGRPOTrainer(
-        model=str(tiny_qwen2vl), reward_funcs=[letter_reward], args=args, train_dataset=ds
+        model=str(tiny_qwen2vl),
+        processing_class=load_processor(tiny_qwen2vl),
+        reward_funcs=[letter_reward],
+        args=args,
+        train_dataset=ds,
     )
     assert type(ours.processing_class).__name__ == "Qwen2VLImageOnlyProcessor"
     for t in (ref, ours):
@@ -129,6 +138,7 @@ def test_deva_terms_add_to_the_loss_with_a_reference(
     ds = Dataset.from_dict(two_image_rows(4))
     trainer = DevaGRPOTrainer(
         model=str(tiny_qwen2vl),
+        processing_class=load_processor(tiny_qwen2vl),
         reward_funcs=[letter_reward],
         args=grpo_args(tmp_path),
         train_dataset=ds,
@@ -158,6 +168,7 @@ def test_peft_reference_is_the_base_model(
 
     trainer = DevaGRPOTrainer(
         model=str(tiny_qwen2vl),
+        processing_class=load_processor(tiny_qwen2vl),
         reward_funcs=[letter_reward],
         args=grpo_args(tmp_path),
         train_dataset=Dataset.from_dict(two_image_rows(4)),
@@ -200,6 +211,7 @@ def test_trains_with_gradient_accumulation_and_deva(
     )
     trainer = DevaGRPOTrainer(
         model=str(tiny_qwen2vl),
+        processing_class=load_processor(tiny_qwen2vl),
         reward_funcs=[letter_reward],
         args=args,
         train_dataset=Dataset.from_dict(two_image_rows(4)),

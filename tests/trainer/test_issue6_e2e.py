@@ -190,16 +190,16 @@ def answering(monkeypatch: pytest.MonkeyPatch) -> None:
     no component (alignment included) of an answer that does not parse. The generated text
     stays in the ``<think>`` part and picks the box, so rewards still vary within a group.
     """
-    from trainer import rewards
+    from clients.adapters import trl as trl_adapter
 
-    plain = rewards.completion_text
+    plain = trl_adapter.completion_text
 
     def wrapped(completion: Any) -> str:
         text = plain(completion)
         a = len(text) % 40
         return f"<think>{text}</think> <answer>[[{a}, {a}, {a + 20}, {a + 20}]]</answer>"
 
-    monkeypatch.setattr(rewards, "completion_text", wrapped)
+    monkeypatch.setattr(trl_adapter, "completion_text", wrapped)
 
 
 DEVA_DIG = {
@@ -212,20 +212,20 @@ DEVA_DIG = {
 def test_alignment_reward_with_attention_masks_through_live_services(
     live: Any, answering: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from clients.reward import AsyncRewardClient
     from schemas.reward import PatchMask
-    from trainer import rewards
     from trainer.metrics import JsonlSink, read_jsonl
     from trainer.train import build_trainer
 
     sent: list[dict[str, Any]] = []
-    plain_build = rewards.build_samples
+    plain_score = AsyncRewardClient.score
 
-    def spy(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        out = plain_build(*args, **kwargs)
-        sent.extend(out)
-        return out
+    async def spy(self: Any, samples: Any, **kwargs: Any) -> Any:
+        samples = list(samples)
+        sent.extend(s.model_dump(mode="json") for s in samples)
+        return await plain_score(self, samples, **kwargs)
 
-    monkeypatch.setattr(rewards, "build_samples", spy)
+    monkeypatch.setattr(AsyncRewardClient, "score", spy)
 
     cfg = _cfg(
         tmp_path,
@@ -246,7 +246,10 @@ def test_alignment_reward_with_attention_masks_through_live_services(
         assert (len(mask.grid), len(mask.grid[0])) == (2, 2)  # 64×64 → 4×4 patches → 2×2 merged
         assert max(max(r) for r in mask.grid) == 1.0 and mask.threshold == 0.5
     # each scored sample carried its image B (relative to the data root), query and mask
-    assert len(sent) == 8 and [s["mask"] for s in sent] == masks
+    assert len(sent) == 8
+    assert [PatchMask.model_validate(s["mask"]) for s in sent] == [
+        PatchMask.model_validate(m) for m in masks
+    ]
     for s in sent:
         assert s["image"].startswith("images/") and s["image"].endswith("_b.png")
         assert (live["data"] / s["image"]).is_file() and s["query"]

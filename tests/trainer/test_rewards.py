@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 
 from trainer.rewards import (
     RewardClientConfig,
-    build_samples,
     completion_text,
     group_statistics,
     image_refs,
@@ -27,15 +25,6 @@ def test_completion_text_handles_both_formats() -> None:
     )
     parts = [{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}]
     assert completion_text(parts) == "a"
-
-
-def test_build_samples_decodes_json_columns_and_makes_unique_ids() -> None:
-    sol = json.dumps({"boxes": [[1, 2, 3, 4]]})
-    frame = json.dumps({"coords": "pixel", "image_size": [64, 64]})
-    s = build_samples(["a", "b"], [sol, sol], [frame, frame], ["", "q"], ["r0", "r0"])
-    assert [x["id"] for x in s] == ["r0#0", "r0#1"]
-    assert s[0]["solution"] == {"boxes": [[1, 2, 3, 4]]} and s[0]["frame"]["image_size"] == [64, 64]
-    assert "query" not in s[0] and s[1]["query"] == "q"
 
 
 def test_group_statistics_by_hand() -> None:
@@ -59,6 +48,8 @@ def _fake_service(calls: list[dict[str, Any]], fail_first: int = 0) -> httpx.Moc
     state = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # catalog and limits: this fake has neither
+            return httpx.Response(404, json={"error": {"message": "not here"}})
         state["n"] += 1
         if state["n"] <= fail_first:
             return httpx.Response(503, json={"error": {"code": "busy"}})
@@ -84,8 +75,11 @@ def test_reward_func_is_async_posts_once_and_logs(monkeypatch: pytest.MonkeyPatc
     calls: list[dict[str, Any]] = []
     transport = _fake_service(calls, fail_first=1)
     monkeypatch.setattr("trainer.rewards.make_transport", lambda url: (transport, "http://svc"))
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
     fn = make_reward_func(RewardClientConfig(url="http://svc", reward="dig", backoff_s=0.0))
-    assert inspect.iscoroutinefunction(fn) and fn.__name__ == "reward_service"
+    # the SDK's TRL reward function, as TRL sees it
+    assert is_async_callable(fn) and get_callable_name(fn) == "reward_service"
     logged: dict[str, float] = {}
     sol = json.dumps({"boxes": []})
     rewards = asyncio.run(
@@ -103,8 +97,14 @@ def test_reward_func_is_async_posts_once_and_logs(monkeypatch: pytest.MonkeyPatc
     assert rewards == [1.0, 2.0, 3.0, 4.0]
     assert len(calls) == 1 and calls[0]["body"]["reward"] == "dig"
     assert calls[0]["auth"] == "Bearer prl-dev-key"
+    sample = calls[0]["body"]["samples"][0]
+    # what a sample carries: the completion text, the decoded solution, no query/image/mask
+    assert sample["completion"] == "a" and sample["solution"] == {"boxes": []}
+    assert sample.get("query") is None and sample.get("image") is None
+    assert sample.get("mask") is None
     assert logged["reward_service/component/format"] == 1.0
     assert logged["reward_service/group_std"] == pytest.approx(2**0.5 / 2)
+    assert logged["reward_service/mean"] == 2.5 and logged["reward_service/error_frac"] == 0.0
 
 
 def test_client_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,17 +126,27 @@ def test_client_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hits["n"] == 1
 
 
-def test_build_samples_attaches_alignment_inputs() -> None:
+def test_alignment_inputs_ride_in_each_sample(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    calls: list[dict[str, Any]] = []
+    transport = _fake_service(calls)
+    monkeypatch.setattr("trainer.rewards.make_transport", lambda url: (transport, "http://svc"))
+    cfg = RewardClientConfig(url="http://svc", send_inputs=True, path_root=str(tmp_path))
     mask = {"grid": [[0.0, 1.0], [0.5, 0.2]], "threshold": 0.5}
-    s = build_samples(
-        ["a", "b"],
-        ['{"boxes": []}'] * 2,
-        query=["q", "q"],
-        images=["i/b.png", None],
-        masks=[json.dumps(mask), None],
+    asyncio.run(
+        make_reward_func(cfg)(
+            prompts=["p", "p"],
+            completions=["a", "b"],
+            solution=['{"boxes": []}'] * 2,
+            query=["q", "q"],
+            image_path=[str(tmp_path / "i" / "b.png"), None],
+            alignment_mask=[json.dumps(mask), None],
+        )
     )
-    assert s[0]["image"] == "i/b.png" and s[0]["mask"] == mask
-    assert "image" not in s[1] and "mask" not in s[1]
+    s = calls[0]["body"]["samples"]
+    assert s[0]["image"] == "i/b.png" and s[0]["mask"] == mask and s[0]["query"] == "q"
+    assert s[1].get("image") is None and s[1].get("mask") is None
 
 
 def test_image_refs_paths_under_root_or_base64(tmp_path: Any) -> None:

@@ -79,3 +79,39 @@ def test_prl_models_tiny_cli(tmp_path: Path) -> None:
     model, proc = load_vlm(out)
     assert type(proc).__name__ == "Qwen2_5_VLImageOnlyProcessor"
     assert model.config.model_type == "qwen2_5_vl"
+
+
+@pytest.mark.parametrize(
+    ("kind", "stock"), [("qwen2vl", "Qwen2VLProcessor"), ("qwen25vl", "Qwen2_5_VLProcessor")]
+)
+def test_checkpoint_names_the_stock_processor_as_a_real_qwen_vl_does(
+    kind: str, stock: str, tmp_path: Path
+) -> None:
+    """Stock AutoProcessor (TRL's GRPOTrainer(model=PATH), vLLM) must resolve the stock class,
+    never a bare tokenizer (TRL then fails with KeyError: 'pixel_values')."""
+    import json
+
+    import transformers
+    from transformers import AutoProcessor
+    from transformers.models.auto.processing_auto import processor_class_from_name
+
+    out = build_tiny_vlm(kind, tmp_path / kind)  # type: ignore[arg-type]
+    config = json.loads((out / "processor_config.json").read_text())
+    assert config["processor_class"] == stock
+    assert processor_class_from_name(stock) is getattr(transformers, stock)
+    assert config["video_processor"]["video_processor_type"] == "Qwen2VLVideoProcessor"
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # CPU torch: the stock video processor cannot be built, as for a real one
+        with pytest.raises(ImportError, match="Torchvision"):
+            AutoProcessor.from_pretrained(str(out))
+    else:
+        assert type(AutoProcessor.from_pretrained(str(out))).__name__ == stock
+    proc = load_processor(out)  # the project's loader works either way
+    proc.save_pretrained(tmp_path / "again")  # as a trainer saves its checkpoint
+    again = json.loads((tmp_path / "again" / "processor_config.json").read_text())
+    assert again["processor_class"] == stock
+    enc = proc(
+        text=["<|vision_start|><|image_pad|><|vision_end|>x"], images=[Image.new("RGB", (64, 64))]
+    )
+    assert "pixel_values" in enc

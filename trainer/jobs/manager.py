@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.jobs import JobSubmit, JobView
+from services.common.provenance import code_revision, lib_versions
 from services.store import repository as repo
 from services.store.models import TrainingJob, TrainingMetric
 from trainer.jobs.wrapper import write_atomic
@@ -143,10 +144,25 @@ def read_metrics(path: Path, offset: int) -> tuple[list[tuple[int, dict[str, flo
     return rows, offset + end
 
 
-def _default_validate(config: dict[str, Any]) -> dict[str, Any]:
-    from trainer.config import validate_run_config
+def base_model_name(config: dict[str, Any]) -> str | None:
+    """The model a job starts from: its checkpoint dir's name, or ``tiny-<arch>``."""
+    model = config.get("model") or {}
+    if model.get("path"):
+        return Path(str(model["path"])).name
+    if model.get("tiny"):
+        return f"tiny-{model['tiny']}"
+    return None
 
-    return validate_run_config(config)
+
+def _default_validate(config: dict[str, Any]) -> dict[str, Any]:
+    """The run config validated, and its reward reference resolved (an unknown preset is a 422
+    at submission, not a failed job after the model has loaded)."""
+    from trainer.config import validate_run_config
+    from trainer.preflight import check_reward
+
+    out = validate_run_config(config)
+    check_reward((out.get("reward") or {}).get("reward", "dig"))
+    return out
 
 
 @dataclass
@@ -168,7 +184,15 @@ class JobManager:
         # run_dir is the job's own directory, whatever the submitted config says
         config = self.validate({**req.config, "run_dir": str(self.runs_dir / "job-pending")})
         with self.sessions.begin() as s:
-            job = repo.create_training_job(s, req.name, config=config, seed=config.get("seed"))
+            job = repo.create_training_job(
+                s,
+                req.name,
+                config=config,
+                seed=config.get("seed"),
+                model=base_model_name(config),
+                git_sha=code_revision(),
+                lib_versions=lib_versions(),
+            )
             job_id = job.id
         paths = self.paths(job_id)
         paths.dir.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ AdapterFactory = Callable[..., ModelAdapter]
 adapters: Registry[AdapterFactory] = Registry("model adapter")
 
 
-def get_adapter(name: str, **options: Any) -> ModelAdapter:
+def get_adapter(name: str, /, **options: Any) -> ModelAdapter:
     """Build the adapter ``name`` (``transformers``, ``vllm``, ``openai``, ``predictions``)."""
     _load_builtin()
     return adapters.get(name)(**options)

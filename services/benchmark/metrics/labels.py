@@ -8,6 +8,7 @@ matching; DESIGN.md). A sample whose component is missing (the answer did not pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,13 +53,28 @@ def dig_f1_miou(
 
 @metrics.register("mean_reward")
 def mean_reward(
-    records: Sequence[EvalRecord], *, n_boot: int, seed: int, prefix: str = ""
+    records: Sequence[EvalRecord],
+    *,
+    n_boot: int,
+    seed: int,
+    prefix: str = "",
+    spec: str | None = None,
+    spec_hash: str | None = None,
 ) -> list[MetricValue]:
-    """Mean aggregated reward and the fraction of samples with a scoring error (lower better)."""
+    """Mean aggregated reward and the fraction of samples with a scoring error (lower better).
+
+    With ``spec`` (the reward spec's name, see :mod:`services.benchmark.reward_key`) the mean is
+    named ``{prefix}reward[{spec}]`` and carries the spec's name and hash, so means of different
+    rewards (DEVA's harmonic ∈ [0, 0.3] on DiG, ``dig``'s sum ∈ [0, 3]) are never ranked together.
+    """
     rewards = np.array([r.reward for r in records], dtype=np.float64)
     errors = np.array([r.error is not None for r in records], dtype=np.float64)
+    name = f"{prefix}reward" if spec is None else f"{prefix}reward[{spec}]"
+    mean = dataclasses.replace(
+        _mean_metric(name, rewards, n_boot, seed), reward_spec=spec, reward_spec_hash=spec_hash
+    )
     return [
-        _mean_metric(f"{prefix}reward", rewards, n_boot, seed),
+        mean,
         MetricValue(
             f"{prefix}error_rate",
             float(errors.mean()) if errors.size else 0.0,

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import clients.adapters as adapters_pkg
 from clients.adapters import verl as verl_adapter
@@ -65,7 +67,9 @@ def test_trl_reward_function_contract(fake):
     assert out == [1.0, 0.0, None]  # the third row has no solution: not applicable
     assert rec.extra["prl_fallback"] == [False, False, False]
     assert rec.extra["prl_format"] == [1.0, 0.0, None]
-    assert rec.metrics["prl/format"] == 0.5 and rec.metrics["prl/fallback_fraction"] == 0.0
+    assert (
+        rec.metrics["prl/component/format"] == 0.5 and rec.metrics["prl/fallback_fraction"] == 0.0
+    )
     sent = json.loads(fake.state.calls("/v1/score")[0]["body"])
     assert [s["query"] for s in sent["samples"]] == ["find it", "find it"]
     assert "image" not in sent["samples"][0]
@@ -145,9 +149,9 @@ def test_verl_compute_score_as_the_naive_manager_and_reward_loop_call_it(fake):
         )
 
     a, b = asyncio.run(run())
-    # keys: the components given, plus the catalog's for the preset (the fake's dig has f1 too)
-    assert a == {"score": 1.0, "format": 1.0, "f1": 0.0, "prl_fallback": 0.0, "prl_error": 0.0}
-    assert b == {"score": 0.0, "format": 0.0, "f1": 0.0, "prl_fallback": 0.0, "prl_error": 0.0}
+    # keys: exactly the components given (the fake's dig also has f1), the same for both
+    assert a == {"score": 1.0, "format": 1.0, "prl_fallback": 0.0, "prl_error": 0.0}
+    assert b == {"score": 0.0, "format": 0.0, "prl_fallback": 0.0, "prl_error": 0.0}
     sent = sorted(json.loads(c["body"])["reward"] for c in fake.state.calls("/v1/score"))
     assert sent == ["dig", "vlmr1_rec"]  # data_source as preset; extra_info overrides
 
@@ -316,3 +320,49 @@ def test_completion_and_prompt_text():
         prompt_query([{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]) == "q"
     )
     assert prompt_query(5) is None
+
+
+_plain = st.text(
+    st.characters(blacklist_characters="<>|", blacklist_categories=("Cs",)), max_size=30
+)
+
+
+@given(
+    before=_plain,
+    after=_plain,
+    response=_plain,
+    pads=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    ends=st.integers(0, 2),
+)
+def test_split_recovers_the_response_of_an_expanded_vlm_query(before, after, response, pads, ends):
+    """However many vision tokens each <|image_pad|> became, the response comes back."""
+    images = "".join(f"<|vision_start|><|image_pad|><|vision_end|>{before}" for _ in pads)
+    expanded = "".join(f"<|vision_start|>{'<|image_pad|>' * n}<|vision_end|>{before}" for n in pads)
+    head = "<|im_start|>user\n"
+    tail = f"{after}<|im_end|>\n<|im_start|>assistant\n"
+    prompt, query = head + images + tail, head + expanded + tail + response + "<|im_end|>" * ends
+    assert split_response(query, prompt) == response.rstrip()
+
+
+def test_openrlhf_reward_file_looks_things_up_once_per_process(fake, monkeypatch):
+    """OpenRLHF calls the file from a new worker thread per sample: one catalog and one limits
+    look-up for all of them, and concurrent calls share /v1/score requests."""
+    monkeypatch.setenv("PRL_REWARD_URL", fake.url)
+    monkeypatch.setenv("PRL_REWARD_TIMEOUT_S", "59")  # a RemoteReward of this test's own
+    from clients.adapters import openrlhf
+
+    prompt = "<|im_start|>user\nfind<|im_end|>\n<|im_start|>assistant\n"
+
+    async def executor():
+        return await asyncio.gather(
+            *(
+                asyncio.to_thread(openrlhf.reward_func, [prompt + GOOD], [prompt], [SOL])
+                for _ in range(24)
+            )
+        )
+
+    outs = asyncio.run(executor())
+    assert all(o["rewards"] == [1.0] for o in outs)
+    assert len(fake.state.calls("/v1/rewards")) == 1
+    assert len(fake.state.calls("/v1/limits")) <= 1
+    assert 1 <= len(fake.state.calls("/v1/score")) < 24  # coalesced

@@ -129,7 +129,7 @@ def test_trl_adapter_as_grpo_trainer_calls_it(reward_url):
     assert out == pytest.approx([3.0, 1.0, 0.0])
     assert extras["prl_fallback"] == [False] * 3
     assert extras["prl_error"][0] is None and extras["prl_error"][2] is not None
-    assert metrics["prl/f1"] == pytest.approx(1 / 3)
+    assert metrics["prl/component/f1"] == pytest.approx(1 / 3)
 
 
 def test_verl_adapter_as_reward_loop_calls_it(reward_url):

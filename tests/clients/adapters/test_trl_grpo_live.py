@@ -35,9 +35,8 @@ def test_grpo_two_steps_with_remote_reward(tmp_path):
     from tasks import get_task
     from tasks.dig.generate import generate
     from tasks.hf import to_hf_dataset
-    from trainer.tiny import build_tiny_vlm, ensure_processor_support
+    from trainer.tiny import build_tiny_vlm
 
-    ensure_processor_support()
     generate(tmp_path / "dig", 4, size=(64, 64), progress=False)
     dataset = to_hf_dataset(get_task("dig", root=tmp_path / "dig"))
     model_dir = build_tiny_vlm("qwen2vl", tmp_path / "model", seed=0)
@@ -47,6 +46,8 @@ def test_grpo_two_steps_with_remote_reward(tmp_path):
 
 def run_grpo(tmp_path, dataset, model_dir, url, stop=lambda: None):
     from trl import GRPOConfig, GRPOTrainer
+
+    from trainer.tiny import load_processor
 
     try:
         reward = CountingReward(url, reward="dig", timeout_s=30)
@@ -65,8 +66,14 @@ def run_grpo(tmp_path, dataset, model_dir, url, stop=lambda: None):
             seed=0,
             dataloader_num_workers=0,
         )
+        # the checkpoint names the stock Qwen2VLProcessor, whose video part needs torchvision;
+        # without it, pass the image-only processor (with torchvision, model=PATH alone works)
         trainer = GRPOTrainer(
-            model=str(model_dir), reward_funcs=[reward], args=args, train_dataset=dataset
+            model=str(model_dir),
+            processing_class=load_processor(model_dir),
+            reward_funcs=[reward],
+            args=args,
+            train_dataset=dataset,
         )
         trainer.train()
     finally:
@@ -78,3 +85,27 @@ def run_grpo(tmp_path, dataset, model_dir, url, stop=lambda: None):
     logs = [h for h in trainer.state.log_history if "prl/fallback_fraction" in h]
     assert len(logs) == 2 and all(h["prl/fallback_fraction"] == 0.0 for h in logs)
     assert any("rewards/prl_dig/mean" in h for h in trainer.state.log_history)
+
+
+def test_the_docs_recipe_as_written(tmp_path):
+    """docs/clients.md's TRL recipe, executed with only its placeholders filled in."""
+    from tasks.dig.generate import generate
+    from tests.recipes import recipe
+    from trainer.tiny import build_tiny_vlm
+
+    generate(tmp_path / "dig", 2, size=(64, 64), progress=False)
+    model_dir = build_tiny_vlm("qwen2vl", tmp_path / "model", seed=0)
+    proc, url = start_service("reward")
+    scope = {
+        "REWARD_URL": url,
+        "MODEL_DIR": str(model_dir),
+        "DIG_ROOT": str(tmp_path / "dig"),
+        "OUT_DIR": str(tmp_path / "out"),
+    }
+    try:
+        exec(recipe("trl"), scope)
+    finally:
+        stop_service(proc)
+    trainer = scope["trainer"]
+    assert trainer.state.global_step == 1
+    assert any("prl/fallback_fraction" in h for h in trainer.state.log_history)

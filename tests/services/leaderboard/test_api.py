@@ -167,14 +167,14 @@ def test_page_and_static_files_are_served(tmp_path):
     page, js, css, charts, openapi = call(
         make(f"sqlite:///{tmp_path / 'p.db'}"),
         ("GET", "/"),
-        ("GET", "/static/app.js"),
+        ("GET", "/static/js/leaderboard.js"),
         ("GET", "/static/style.css"),
-        ("GET", "/static/charts.js"),
+        ("GET", "/static/vendor/uplot/uPlot.iife.min.js"),
         ("GET", "/openapi.json"),
     )
     assert page.status_code == 200 and 'id="leaderboard-table"' in page.text
     assert js.status_code == 200 and "/v1/leaderboard" in js.text
-    assert css.status_code == 200 and charts.status_code == 200
+    assert css.status_code == 200 and charts.status_code == 200 and "uPlot" in charts.text
     paths = openapi.json()["paths"]
     assert {
         "/v1/suites",
@@ -182,6 +182,9 @@ def test_page_and_static_files_are_served(tmp_path):
         "/v1/runs/{run_id}",
         "/v1/leaderboard",
         "/v1/training-jobs/{job_id}/metrics",
+        "/v1/runs/{run_id}/reward",
+        "/v1/runs/{run_id}/samples/{sample_id}",
+        "/v1/run-extras",
     } <= set(paths)
     assert "/" not in paths
 
@@ -216,3 +219,38 @@ def test_inputs_postgres_cannot_store_are_rejected_not_500(seeded):
     assert curves.status_code == 200 and curves.json()["series"] == {}
     (detail,) = call(make(url), ("GET", f"/v1/runs/{r_text.json()['id']}"))
     assert detail.json()["samples"]["items"][0]["prediction"] == "before\ufffdafter"
+
+
+def test_uploads_of_two_rewards_are_keyed_apart_and_a_mixed_metric_is_a_422(db_url):
+    seed_database(db_url, n_models=1, runs_per_model=1, n_samples=2, train_steps=1)
+    bodies = []
+    for i, reward in enumerate(["dig", "deva_detection"]):
+        body = upload_body(seed=10 + i)
+        body["model"]["name"] = f"m-{reward}"
+        body["config"] = {"reward": reward}
+        body["metrics"] = [{"name": "reward", "value": [1.5, 0.25][i]}]
+        bodies.append(body)
+    # a third run that claims the keyed name of another spec without its hash
+    mixed = upload_body(seed=12)
+    mixed["model"]["name"] = "m-mixed"
+    mixed["metrics"] = [{"name": "reward[dig]", "value": 0.2, "reward_spec_hash": "0" * 64}]
+    w = {"headers": AUTH}
+    r1, r2, lb_dig, lb_deva, r3, lb_mixed = call(
+        make(db_url),
+        ("POST", "/v1/runs", {**w, "json": bodies[0]}),
+        ("POST", "/v1/runs", {**w, "json": bodies[1]}),
+        ("GET", "/v1/leaderboard", {"params": {"suite": "dig", "metric": "reward[dig]"}}),
+        (
+            "GET",
+            "/v1/leaderboard",
+            {"params": {"suite": "dig", "metric": "reward[deva_detection]"}},
+        ),
+        ("POST", "/v1/runs", {**w, "json": mixed}),
+        ("GET", "/v1/leaderboard", {"params": {"suite": "dig", "metric": "reward[dig]"}}),
+    )
+    assert (r1.status_code, r2.status_code, r3.status_code) == (201, 201, 201)
+    assert [e["model"] for e in lb_dig.json()["entries"]] == ["m-dig"]
+    assert lb_dig.json()["reward_spec"] == "dig"
+    assert [e["model"] for e in lb_deva.json()["entries"]] == ["m-deva_detection"]
+    assert lb_mixed.status_code == 422
+    assert "different reward specs" in lb_mixed.json()["error"]["message"]

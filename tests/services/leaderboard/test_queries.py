@@ -252,3 +252,33 @@ def test_thin_keeps_first_last_and_at_most_max_points_evenly(n, max_points):
         assert t == s
     else:
         assert len(t.steps) <= max_points
+
+
+def _with_spec(s, run_id, name, spec, digest, value):  # type: ignore[no-untyped-def]
+    row = {"name": name, "value": value, "reward_spec": spec, "reward_spec_hash": digest}
+    repo.set_metrics(s, run_id, [row])
+
+
+def test_runs_of_one_reward_metric_scored_with_different_specs_are_not_ranked(factory):
+    with db.transaction(factory) as s:
+        a = add_run(s, "A", {"dig/f1": 0.9})
+        b = add_run(s, "B", {"dig/f1": 0.1})
+        _with_spec(s, a, "reward", "deva_detection", "h-deva", 0.28)
+        _with_spec(s, b, "reward", "dig", "h-dig", 1.5)
+    with factory() as s:
+        with pytest.raises(queries.QueryError, match="different reward specs") as err:
+            queries.leaderboard(s, "dig", "reward")
+        assert "deva_detection" in str(err.value) and "dig (h-dig)" in str(err.value)
+        assert [e.model for e in queries.leaderboard(s, "dig", "dig/f1").entries] == ["A", "B"]
+
+
+def test_a_reward_metric_of_one_spec_is_ranked_and_reports_its_spec(factory):
+    with db.transaction(factory) as s:
+        a = add_run(s, "A", {})
+        b = add_run(s, "B", {})
+        _with_spec(s, a, "reward[dig]", "dig", "h-dig", 1.5)
+        _with_spec(s, b, "reward[dig]", "dig", "h-dig", 2.5)
+    with factory() as s:
+        lb = queries.leaderboard(s, "dig", "reward[dig]")
+        assert (lb.reward_spec, lb.reward_spec_hash) == ("dig", "h-dig")
+        assert [(e.model, e.reward_spec) for e in lb.entries] == [("B", "dig"), ("A", "dig")]

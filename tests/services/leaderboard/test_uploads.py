@@ -132,3 +132,53 @@ def test_expired_idempotency_records_are_pruned(factory):
     # the retry after expiry is a fresh upload that still lands on the same run
     again = uploads.upload_idempotent(factory, body(), principal="p", key="old")
     assert not again.replayed and again.status_code == 200 and again.body["predictions_added"] == 0
+
+
+def test_concurrent_identical_uploads_without_a_key_report_one_creator(factory):
+    """Issue 20: 16 identical uploads at once, no Idempotency-Key, all answered
+    ``201 created: true`` (the data was right). Exactly one insert makes the run: one 201,
+    fifteen 200, one run with its 500 rows."""
+    preds = [{"sample_id": f"s{i}", "prediction": "p", "reward": 0.5} for i in range(500)]
+    start = threading.Barrier(16)
+    outs, errors = [], []
+
+    def send():
+        try:
+            start.wait()
+            outs.append(
+                uploads.upload_idempotent(factory, body(predictions=preds), principal="p", key=None)
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(o.status_code for o in outs) == [200] * 15 + [201]
+    assert sum(o.body["created"] for o in outs) == 1
+    assert sum(o.body["predictions_added"] for o in outs) == 500  # each row added once
+    assert {o.body["predictions_total"] for o in outs} <= set(range(501))
+    with factory() as s:
+        assert count(s, Run) == 1 and count(s, Prediction) == 500
+
+
+def test_fingerprint_ignores_key_order_inside_free_form_fields():
+    a = body(config={"a": 1, "b": {"x": 1.5, "y": [1, 2]}})
+    b = body(config={"b": {"y": [1, 2], "x": 1.5}, "a": 1})
+    assert uploads.fingerprint(a) == uploads.fingerprint(b)
+    assert uploads.fingerprint(a) != uploads.fingerprint(body(config={"a": 2}))
+
+
+def test_a_record_with_the_legacy_fingerprint_still_replays(factory):
+    """Records written before the fingerprint moved to orjson keep replaying their body."""
+    first = uploads.upload_idempotent(factory, body(), principal="p", key="old")
+    with db.transaction(factory) as s:
+        record = s.scalars(select(IdempotencyRecord)).one()
+        record.fingerprint = uploads.legacy_fingerprint(body())
+    again = uploads.upload_idempotent(factory, body(), principal="p", key="old")
+    assert again.replayed and again.body == first.body
+    with pytest.raises(uploads.IdempotencyKeyReused):
+        uploads.upload_idempotent(factory, body(seed=5), principal="p", key="old")

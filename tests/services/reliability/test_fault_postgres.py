@@ -181,3 +181,56 @@ def test_down_while_storing_fails_then_resumes_on_the_same_key(
     assert sorted(ids) == sorted(s.id for s in dig_task.samples())
     assert res.n_new == N_SAMPLES - 3  # the first batch was stored before the outage
     assert {m.name: m.value for m in res.metrics} == reference_metrics(dig_task, predictions)
+
+
+def small_upload(key: str) -> dict:
+    return {
+        "key": key,
+        "model": {"name": "m"},
+        "suite": {"name": "s", "version": "1", "content_hash": "h"},
+        "predictions": [{"sample_id": f"s{i}", "prediction": "x", "reward": 0.5} for i in range(5)],
+    }
+
+
+def test_store_outage_is_503_with_retry_after_on_every_store_service(
+    postgres_server, postgres_url, tmp_path
+):
+    """The issue's request: ``POST /v1/runs`` while PostgreSQL is down answered
+    ``500 internal (OperationalError); this is a bug``. Now 503 ``store_unavailable`` +
+    ``Retry-After`` + ``Connection: close`` on the leaderboard and the trainer, and the same
+    upload succeeds once the server is back."""
+    from fastapi.testclient import TestClient
+
+    from services.leaderboard.app import create_app as leaderboard_app
+    from services.leaderboard.settings import LeaderboardSettings
+    from tests.services.reliability.helpers import AUTH
+    from trainer.service import TrainerServiceSettings
+    from trainer.service import create_app as trainer_app
+
+    lb = leaderboard_app(LeaderboardSettings(database_url=postgres_url))
+    tr = trainer_app(TrainerServiceSettings(runs_dir=tmp_path / "runs"), database_url=postgres_url)
+    with (
+        TestClient(lb, raise_server_exceptions=False, headers=AUTH) as lbc,
+        TestClient(tr, raise_server_exceptions=False, headers=AUTH) as trc,
+    ):
+        assert lbc.post("/v1/runs", json=small_upload("before")).status_code == 201
+        pg_ctl(postgres_server, "stop", "-m", "fast")
+        try:
+            answers = {
+                "upload": lbc.post("/v1/runs", json=small_upload("during")),
+                "runs": lbc.get("/v1/runs"),
+                "jobs": trc.get("/v1/jobs"),
+            }
+            ready = lbc.get("/readyz")
+        finally:
+            pg_ctl(postgres_server, "restart", "-m", "fast")
+        for name, r in answers.items():
+            assert r.status_code == 503, (name, r.status_code, r.text)
+            assert r.headers["retry-after"] == "1", name
+            assert r.headers["connection"] == "close", name
+            assert r.json()["error"]["code"] == "store_unavailable", name
+            assert "bug" not in r.json()["error"]["message"]
+        assert ready.status_code == 503 and "database" in ready.json()["failing"]
+        again = lbc.post("/v1/runs", json=small_upload("during"))
+        assert again.status_code == 201, again.text  # nothing half-written by the failed try
+        assert again.json()["predictions_added"] == 5

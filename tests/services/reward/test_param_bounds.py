@@ -35,12 +35,18 @@ def test_score_groups_with_huge_a_is_422() -> None:
     _is_bound_error(post("/v1/score/groups", body), "reward.components[0].params.a")
 
 
-def test_get_reward_with_the_spec_in_the_label_is_422() -> None:
+def test_get_reward_with_the_spec_in_the_label_is_a_flagged_sample(caplog) -> None:
+    """/get_reward answers OpenRLHF, which cannot survive a 4xx for one sample (issue 16): the
+    out-of-bounds spec in a label is that sample's error (reward 0, prl_error 1), and the
+    bound error is logged with the label's index."""
     label = json.dumps({"solution": GT, "reward": HUGE_A})
-    body = {"query": ["p" + GOOD], "prompts": ["p"], "labels": [label]}
-    r = post("/get_reward", body)
-    _is_bound_error(r, "params.a")
-    assert "labels[0]" in r.json()["error"]["message"]
+    body = {"query": ["p" + GOOD, "p" + GOOD], "prompts": ["p", "p"], "labels": [label, GT]}
+    with caplog.at_level("WARNING", logger="services.reward.openrlhf"):
+        r = post("/get_reward", body)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"][0] == 0.0 and r.json()["extra_logs"]["prl_error"] == [1.0, 0.0]
+    msg = " ".join(rec.getMessage() for rec in caplog.records)
+    assert "labels[0]" in msg and "params.a" in msg and "must be in" in msg, msg
 
 
 PROBES = (1e200, -1e200, 1e-300, -1e-300, 0.0, -1.0, 1e6, 1e12)

@@ -7,7 +7,7 @@ import pytest
 from schemas.reward import ErrorInfo
 from services.common.auth import DEV_API_KEY
 from services.reward.app import create_app
-from services.reward.openrlhf import response_of
+from services.reward.openrlhf import log_keys, split_response
 from services.reward.scoring import batch_component
 from services.reward.settings import RewardSettings
 
@@ -266,33 +266,75 @@ def test_openrlhf_get_reward():
     assert out["scores"] == out["rewards"]
     assert out["extra_logs"]["format"] == [1.0, 1.0, 1.0]
     assert out["extra_logs"]["accuracy"] == [0.0, 1.0, 0.0]
-    assert post("/get_reward", {"query": [], "prompts": [], "labels": []}).json() == {
-        "rewards": [],
-        "scores": [],
-        "extra_logs": {},
-    }
+    assert out["extra_logs"]["prl_error"] == [0.0, 0.0, 0.0]
+    # the same keys whatever the presets: OpenRLHF concatenates extra_logs over requests
+    assert sorted(out["extra_logs"]) == sorted(log_keys())
+    one = post(
+        "/get_reward", {"query": body["query"][1:2], "prompts": [prompt], "labels": labels[1:2]}
+    )
+    assert sorted(one.json()["extra_logs"]) == sorted(out["extra_logs"])
+    empty = post("/get_reward", {"query": [], "prompts": [], "labels": []}).json()
+    assert empty["rewards"] == [] and all(v == [] for v in empty["extra_logs"].values())
+
+
+def test_openrlhf_labels_as_objects_and_strings_score_alike():
+    """OpenRLHF passes a nested JSONL field through as an object, a string field as a string."""
+    prompt = "<|im_start|>user\nfind<|im_end|>\n<|im_start|>assistant\n"
+    q = prompt + GOOD + "<|im_end|>"
+    as_obj = post("/get_reward", {"query": [q], "prompts": [prompt], "labels": [GT]}).json()
+    as_str = post(
+        "/get_reward", {"query": [q], "prompts": [prompt], "labels": [json.dumps(GT)]}
+    ).json()
+    assert as_obj == as_str and as_obj["rewards"] == [3.0]
+
+
+def test_openrlhf_vlm_query_with_expanded_image_pads_scores_the_response():
+    """The processor expands the prompt's one <|image_pad|> into one per vision token, so the
+    query does not start with the prompt; the answer must still be found (DiG format = 1)."""
+    head = "<|im_start|>user\n<|vision_start|>"
+    tail = "<|vision_end|>find the changes<|im_end|>\n<|im_start|>assistant\n"
+    prompt = head + "<|image_pad|>" + tail
+    query = head + "<|image_pad|>" * 16 + tail + GOOD + "<|im_end|><|endoftext|>"
+    out = post("/get_reward", {"query": [query], "prompts": [prompt], "labels": [GT]}).json()
+    assert out["rewards"] == [3.0] and out["extra_logs"]["format"] == [1.0]
 
 
 @pytest.mark.parametrize(
-    "body, fragment",
+    "label, fragment",
     [
-        ({"query": ["a"], "prompts": [], "labels": []}, "same length"),
-        ({"query": ["a"], "prompts": ["a"], "labels": ["not json"]}, "labels[0]: not JSON"),
-        (
-            {"query": ["a"], "prompts": ["a"], "labels": ['{"boxes": [[2, 0, 1, 1]]}']},
-            "labels[0].solution",
-        ),
+        ("not json", "labels[0]: not JSON"),
+        ('{"boxes": [[2, 0, 1, 1]]}', "labels[0].solution"),
+        ("", "labels[0]: empty"),
+        (None, "labels[0]: missing"),
+        ({"solution": {"label": "cat"}, "reward": "no_such_preset"}, "labels[0].reward"),
     ],
 )
-def test_openrlhf_bad_requests(body, fragment):
+def test_openrlhf_bad_label_is_per_sample_data_not_4xx(label, fragment):
+    prompt = "<|im_start|>user\nfind<|im_end|>\n<|im_start|>assistant\n"
+    body = {
+        "query": [prompt + GOOD, prompt + GOOD],
+        "prompts": [prompt, prompt],
+        "labels": [label, json.dumps(GT)],
+    }
     r = post("/get_reward", body)
-    assert r.status_code == 422 and fragment in r.json()["error"]["message"]
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["rewards"] == [0.0, 3.0]
+    assert out["extra_logs"]["prl_error"] == [1.0, 0.0]
+    assert sorted(out["extra_logs"]) == sorted(log_keys())
+
+
+def test_openrlhf_mismatched_lists_are_422():
+    r = post("/get_reward", {"query": ["a"], "prompts": [], "labels": []})
+    assert r.status_code == 422 and "same length" in r.json()["error"]["message"]
 
 
 def test_response_extraction():
-    assert response_of("PROMPT answer<|im_end|>", "PROMPT") == " answer"
-    assert response_of("<s>PROMPT answer</s>", "PROMPT") == " answer"
-    assert response_of("no prompt here", "PROMPT") == "no prompt here"
+    assert split_response("PROMPT answer<|im_end|>", "PROMPT") == " answer"
+    assert split_response("<s>PROMPT answer</s>", "PROMPT") == " answer"
+    assert split_response("no prompt here", "PROMPT") == "no prompt here"
+    turn = "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
+    assert split_response("sys" + turn + "ans<|im_end|>", "other prompt") == "ans"
 
 
 def test_read_auth_and_readiness():

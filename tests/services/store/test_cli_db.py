@@ -3,6 +3,7 @@ from typer.testing import CliRunner
 
 import services.cli.db  # noqa: F401  (adds the `db` group)
 from services.cli.base import app
+from services.store import db
 
 
 def test_prl_db_upgrade_current_downgrade(tmp_path, monkeypatch):
@@ -11,7 +12,7 @@ def test_prl_db_upgrade_current_downgrade(tmp_path, monkeypatch):
     runner = CliRunner()
     up = runner.invoke(app, ["db", "upgrade"])
     assert up.exit_code == 0, up.output
-    assert "at revision 0001_initial" in up.output
+    assert f"at revision {db.head_revision()}" in up.output
     assert "runs" in sa.inspect(sa.create_engine(url)).get_table_names()
     cur = runner.invoke(app, ["db", "current"])
     assert cur.exit_code == 0 and "up to date" in cur.output
