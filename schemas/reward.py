@@ -28,12 +28,20 @@ class BoxSolution(BaseModel):
     labels: list[str] | None = Field(
         default=None, description="one label per box, if the task has labels"
     )
+    points: list[tuple[Finite, Finite]] | None = Field(
+        default=None,
+        description="one [x, y] point per box in original-image pixels (VisionReasoner), if any",
+    )
 
     @model_validator(mode="after")
     def _labels_match(self) -> BoxSolution:
         if self.labels is not None and len(self.labels) != len(self.boxes):
             raise ValueError(
                 f"labels: {len(self.labels)} labels for {len(self.boxes)} boxes; give one label per box or none"
+            )
+        if self.points is not None and len(self.points) != len(self.boxes):
+            raise ValueError(
+                f"points: {len(self.points)} points for {len(self.boxes)} boxes; give one point per box or none"
             )
         return self
 

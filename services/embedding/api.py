@@ -74,6 +74,22 @@ async def alignment(req: AlignmentRequest, engine: EngineDep) -> AlignmentRespon
         return await eng.align(req, engine)
 
 
+@router.get("/limits", operation_id="limits")
+async def limits(request: Request) -> dict[str, int]:
+    """Request-size limits (413 above them); the SDK splits ``/v1/alignment`` batches to fit
+    ``max_items`` items and ``max_body_bytes`` per request. Answered while the model loads."""
+    s = request.app.state.settings
+    return {
+        "max_items": s.max_items_per_request,
+        "max_images": s.max_images_per_request,
+        "max_texts": s.max_texts_per_request,
+        "max_image_bytes": s.max_image_bytes,
+        "max_image_pixels": s.max_image_pixels,
+        "max_text_chars": s.max_text_chars,
+        "max_body_bytes": s.max_body_bytes,
+    }
+
+
 @router.get("/model", operation_id="model_info")
 async def model_info(engine: EngineDep) -> dict[str, Any]:
     """The loaded model, its device/dtype and the batching configuration."""

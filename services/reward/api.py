@@ -24,9 +24,10 @@ from schemas.reward import (
 )
 from services.common.auth import require_scope
 from services.reward import openrlhf
-from services.reward.limits import check_groups, check_samples
+from services.reward.limits import check_groups, check_samples, request_limits
 from services.reward.scoring import ascore_groups, ascore_samples, compiled
 from services.reward.scoring.catalog import aggregate_rows, catalog
+from services.reward.scoring.pipeline import gc_paused
 from services.reward.settings import RewardSettings
 
 
@@ -48,7 +49,10 @@ class OrjsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
-            return await handler(_OrjsonRequest(request.scope, request.receive))
+            # the whole request (decode, validation, scoring, encoding) without collector
+            # passes over its short-lived objects (pipeline.gc_paused explains why)
+            with gc_paused():
+                return await handler(_OrjsonRequest(request.scope, request.receive))
 
         return handle
 
@@ -81,8 +85,14 @@ def _count_one(failures: Any, error: ErrorInfo | None, component_errors: dict) -
         failures.labels(name, err.code).inc()
 
 
-@router.post("/v1/score", operation_id="score", responses=ERRORS)
-async def score(req: ScoreRequest, request: Request) -> ScoreResponse:
+def _json(model: ScoreResponse | GroupsResponse) -> Response:
+    """The response model's JSON, encoded once by pydantic's serializer (FastAPI would
+    validate it again, turn it into Python objects and encode those with ``json``)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.post("/v1/score", operation_id="score", responses=ERRORS, response_model=ScoreResponse)
+async def score(req: ScoreRequest, request: Request) -> Response:
     """Score completions against their solutions with a preset or spec."""
     s = _settings(request)
     check_samples(req.samples, s)
@@ -90,11 +100,13 @@ async def score(req: ScoreRequest, request: Request) -> ScoreResponse:
         req.samples, req.reward, request.app.state.context, max_boxes=s.max_boxes
     )
     _count(request, results)
-    return ScoreResponse.model_construct(results=results, reward=compiled(req.reward).spec)
+    return _json(ScoreResponse.model_construct(results=results, reward=compiled(req.reward).spec))
 
 
-@router.post("/v1/score/groups", operation_id="score_groups", responses=ERRORS)
-async def score_groups(req: GroupsRequest, request: Request) -> GroupsResponse:
+@router.post(
+    "/v1/score/groups", operation_id="score_groups", responses=ERRORS, response_model=GroupsResponse
+)
+async def score_groups(req: GroupsRequest, request: Request) -> Response:
     """Score GRPO groups: rewards, advantages, components, std, zero-variance flag, stats."""
     s = _settings(request)
     check_groups(req.groups, s)
@@ -104,7 +116,14 @@ async def score_groups(req: GroupsRequest, request: Request) -> GroupsResponse:
         for i, e in enumerate(g.errors):
             errs = {n: v[i] for n, v in g.component_errors.items() if v[i] is not None}
             _count_one(failures, e, errs)
-    return out
+    return _json(out)
+
+
+@router.get("/v1/limits", operation_id="limits")
+async def limits(request: Request) -> dict[str, int]:
+    """Request-size limits (413 above them); the SDK splits batches to fit ``max_samples``
+    completions and ``max_body_bytes`` per request."""
+    return request_limits(_settings(request))
 
 
 @router.get("/v1/rewards", operation_id="rewards")

@@ -50,3 +50,14 @@ def check_groups(groups: list[Group], s: RewardSettings) -> None:
         for j, text in enumerate(g.completions):
             _check_text(f"groups[{i}].completions[{j}]", text, s)
         _check_solution(f"groups[{i}]", g.solution, s)
+
+
+def request_limits(s: RewardSettings) -> dict[str, int]:
+    """What ``GET /v1/limits`` answers: every per-request limit, by the settings' names."""
+    return {
+        "max_samples": s.max_samples,
+        "max_group_size": s.max_group_size,
+        "max_completion_chars": s.max_completion_chars,
+        "max_boxes": s.max_boxes,
+        "max_body_bytes": s.max_body_bytes,
+    }

@@ -3,7 +3,9 @@
 Four registries (``services.common.registry.Registry``):
 
 * ``components``: reward components. Two kinds share the registry:
-  - *sample* components, sync pure functions ``score(sample: Prepared, params) -> float``;
+  - *sample* components, sync pure functions ``score(sample: Prepared, params) -> float``,
+    optionally with a batched form ``score_many(samples, params) -> list[float]`` that the
+    pipeline calls once per request (bit-identical values; ``f1``/``miou`` use it);
   - *batch* components, ``async score_batch(samples: list[Prepared], params, context)
     -> list[float | ErrorInfo]``, called once per request for every sample that parsed
     (e.g. DEVA ``alignment``, which calls the embedding service over HTTP). An ``ErrorInfo``
@@ -33,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from schemas.geometry import Frame
 from schemas.reward import BoxSolution, ErrorInfo, Group, Sample, Solution
 from services.common.registry import Registry
-from services.reward.scoring.geometry import canonical, to_pixels
+from services.reward.scoring.geometry import canonical, clip_size, clip_to_image, to_pixels
 from services.reward.scoring.parse import Answer, BoxAnswer
 
 Needs = Literal["boxes", "label", "any"]
@@ -92,12 +94,15 @@ class Prepared:
 
     @property
     def pred(self) -> np.ndarray:
-        """Predicted boxes ``(N, 4)`` in original-image pixels, inverted ones canonicalised."""
+        """Predicted boxes ``(N, 4)`` in original-image pixels, clipped to the image (when its
+        size is known), inverted ones canonicalised."""
         got = self.cache.get("pred")
         if got is None:
             ans = self.answer
             assert isinstance(ans, BoxAnswer)
-            got = to_pixels(ans.boxes, self.truth.frame)
+            got = clip_to_image(
+                np.array(to_pixels(ans.boxes, self.truth.frame)), clip_size(self.truth.frame)
+            )
             if ans.inverted:
                 got = canonical(got)
             self.cache["pred"] = got
@@ -121,6 +126,12 @@ class Component:
     score: SampleScore | None = None
     score_batch: BatchScore | None = None
     ready: ReadyFn | None = None
+    score_many: Callable[[list[Prepared], Any], list[float]] | None = None
+    """Optional batched form of ``score`` over the parsed samples of a request (same values,
+    bit for bit); the pipeline falls back to ``score`` per sample if it raises."""
+    parse: frozenset[str] = frozenset()
+    """Peer answer dialects this component needs (``parse.PARSE_OPTIONS``); a spec parses
+    with the union of its components' options."""
     attainable: Callable[[Any], tuple[float, float]] | None = None
 
     def value_range(self, params: Any) -> tuple[float, float]:
@@ -181,12 +192,18 @@ def sample_component(
     needs: Needs,
     bounds: Callable[[Any], tuple[float, float]] | tuple[float, float],
     params: type[BaseModel] = NoParams,
+    parse: frozenset[str] = frozenset(),
+    many: Callable[[list[Prepared], Any], list[float]] | None = None,
 ) -> Callable[[SampleScore], SampleScore]:
-    """Decorator registering a sync per-sample component ``fn(sample, params) -> float``."""
+    """Decorator registering a sync per-sample component ``fn(sample, params) -> float``
+    (``parse``: the peer answer dialects it needs, see :attr:`Component.parse`; ``many``:
+    its batched form, see :attr:`Component.score_many`)."""
 
     def add(fn: SampleScore) -> SampleScore:
         b = bounds if callable(bounds) else (lambda _p, _b=bounds: _b)
-        components.register(name)(Component(name, _doc(fn), needs, params, b, score=fn))
+        components.register(name)(
+            Component(name, _doc(fn), needs, params, b, score=fn, score_many=many, parse=parse)
+        )
         return fn
 
     return add

@@ -7,14 +7,22 @@ of 0 and each component its range minimum.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import linear_sum_assignment
 
 from schemas.reward import LabelSolution
 from services.reward.scoring.base import Prepared, sample_component
+from services.reward.scoring.geometry import exact_gt_box, exact_iou, exact_pred_box
 from services.reward.scoring.matching import (
+    NEAR,
+    ExactIoU,
     Match,
+    clean_label,
     f1_score,
     greedy_by_confidence,
     hungarian_on,
@@ -22,7 +30,7 @@ from services.reward.scoring.matching import (
     mean_iou,
     normalise,
 )
-from services.reward.scoring.pairs import cost_key, pair_matrices
+from services.reward.scoring.pairs import BUCKET, Bucket, cost_key, cost_of, pair_matrices
 from services.reward.scoring.parse import BoxAnswer, LabelAnswer
 
 
@@ -49,7 +57,11 @@ def think_answer_layout(completion: str) -> bool:
     )
 
 
-@sample_component("format", needs="any", bounds=(0.0, 1.0))
+def _format_many(items: list[Prepared], p: object) -> list[float]:
+    return [format_reward(s, p) for s in items]
+
+
+@sample_component("format", needs="any", bounds=(0.0, 1.0), many=_format_many)
 def format_reward(s: Prepared, _p: object) -> float:
     """1 if the completion is ``<think>…</think>`` then ``<answer>…</answer>`` (whitespace
     between, nothing else) and the answer parses in the task's dialect (boxes for box
@@ -68,6 +80,9 @@ class OverlapParams(BaseModel):
     offset: float = Field(
         default=0.0, ge=-10, le=10, description="added to the value (Visual-RFT LISA: GIoU + 1)"
     )
+    power: float = Field(
+        default=1.0, ge=1.0, le=4.0, description="IoU raised to this power (Perception-R1: IoU²)"
+    )
 
 
 def _first_box_overlap(s: Prepared, generalised: bool) -> float | None:
@@ -83,12 +98,13 @@ def _first_box_overlap(s: Prepared, generalised: bool) -> float | None:
 )
 def iou_reward(s: Prepared, p: OverlapParams) -> float:
     """Grounding IoU = max_j IoU(p₁, g_j) of the *first* predicted box p₁ (extra boxes are
-    ignored — not Visual-RFT LISA's mix of two boxes' corners), plus ``offset``. No predicted
-    box: 0 (+offset); no GT box: 1 if no box is predicted either, else 0."""
+    ignored — not Visual-RFT LISA's mix of two boxes' corners), raised to ``power``
+    (Perception-R1: 2), plus ``offset``. No predicted box: 0 (+offset); no GT box: 1 if no
+    box is predicted either, else 0."""
     v = _first_box_overlap(s, generalised=False)
     if v is None:
         v = 1.0 if s.pred.shape[0] == 0 and s.truth.boxes.shape[0] == 0 else 0.0  # type: ignore[union-attr]
-    return v + p.offset
+    return (v**p.power if p.power != 1.0 else v) + p.offset
 
 
 @sample_component(
@@ -119,6 +135,21 @@ class MatchParams(BaseModel):
     )
 
 
+def exact_pairs(s: Prepared, rows: list[int] | None = None) -> ExactIoU:
+    """``exact(i, j)``: the exact IoU of prediction i (``rows[i]`` of the answer when given)
+    and GT box j, from the decimals the completion and the solution wrote (threshold and tie
+    decisions near the boundary, ``matching.NEAR``)."""
+    ans = s.answer
+    assert isinstance(ans, BoxAnswer) and s.truth.boxes is not None
+    frame, gt = s.truth.frame, s.truth.boxes
+
+    def exact(i: int, j: int) -> Fraction:
+        k = i if rows is None else rows[i]
+        return exact_iou(exact_pred_box(ans.rows[k], frame), exact_gt_box(gt[j].tolist()))
+
+    return exact
+
+
 def matched(s: Prepared, p: MatchParams) -> Match:
     """Hungarian matching of the sample, computed once per parameter set and cached."""
     key = ("hungarian", p.tau, p.l1_weight, p.giou_weight, p.cls_weight, p.labels)
@@ -139,13 +170,74 @@ def matched(s: Prepared, p: MatchParams) -> Match:
             giou_weight=p.giou_weight,
             cls_weight=p.cls_weight,
             mismatch=mismatch,
-            cost=s.cache.get(cost_key(p.l1_weight, p.giou_weight)),
+            cost=cost_of(s, p.l1_weight, p.giou_weight),
+            exact=exact_pairs(s),
         )
         s.cache[key] = got
     return got
 
 
-@sample_component("f1", needs="boxes", bounds=(0.0, 1.0), params=MatchParams)
+def _fm_key(p: MatchParams) -> tuple:
+    return ("f1_miou", p.tau, p.l1_weight, p.giou_weight, p.cls_weight, p.labels)
+
+
+def f1_miou_many(items: list[Prepared], p: MatchParams) -> list[tuple[float, float]]:
+    """``(f1, miou)`` of every sample, the Hungarian matchings of a shape bucket solved in one
+    loop and their TP decisions and sums taken on ``(S, K)`` arrays; bit-identical to
+    :func:`matched` + :func:`f1_score` / :func:`mean_iou` per sample (same cost matrices, same
+    ``linear_sum_assignment`` calls, same exact rule near τ, ``math.fsum`` sums)."""
+    key = _fm_key(p)
+    ckey = cost_key(p.l1_weight, p.giou_weight)
+    groups: dict[int, tuple[Bucket, list[tuple[Prepared, int]]]] = {}
+    for s in items:
+        if key in s.cache:
+            continue
+        got = s.cache.get(BUCKET)
+        ans = s.answer
+        labelled = (
+            p.labels == "auto"
+            and s.truth.labels is not None
+            and isinstance(ans, BoxAnswer)
+            and ans.labels is not None
+        )
+        if got is None or labelled or ckey not in got[0].keys:
+            m = matched(s, p)
+            s.cache[key] = (f1_score(m), mean_iou(m))
+            continue
+        groups.setdefault(id(got[0]), (got[0], []))[1].append((s, got[1]))
+    tau_exact = Fraction(repr(p.tau))
+    for bucket, members in groups.values():
+        idx = np.array([j for _, j in members])
+        k_cost = 3 + bucket.keys.index(ckey)
+        iou, cost = bucket.blocks[idx, 0], bucket.blocks[idx, k_cost]
+        n_s, n, m = iou.shape
+        k = min(n, m)
+        rows = np.empty((n_s, k), dtype=np.intp)
+        cols = np.empty((n_s, k), dtype=np.intp)
+        for t in range(n_s):
+            rows[t], cols[t] = linear_sum_assignment(cost[t])
+        pair = iou[np.arange(n_s)[:, None], rows, cols]
+        tp = pair >= p.tau
+        near = np.abs(pair - p.tau) <= NEAR
+        if near.any():
+            for t, q in np.argwhere(near).tolist():
+                e = exact_pairs(members[t][0])(int(rows[t, q]), int(cols[t, q]))
+                tp[t, q] = e >= tau_exact
+        n_tp = tp.sum(axis=1).tolist()
+        hits = np.where(tp, pair, 0.0).tolist()
+        denom, top = n + m, max(n, m)
+        for (s, _), c, h in zip(members, n_tp, hits, strict=True):
+            s.cache[key] = (2.0 * c / denom if c else 0.0, math.fsum(h) / top)
+    return [s.cache[key] for s in items]
+
+
+@sample_component(
+    "f1",
+    needs="boxes",
+    bounds=(0.0, 1.0),
+    params=MatchParams,
+    many=lambda items, p: [v[0] for v in f1_miou_many(items, p)],
+)
 def f1_reward(s: Prepared, p: MatchParams) -> float:
     """F1 of a Hungarian matching (DiG): P = TP/N, R = TP/M, F1 = 2PR/(P+R) (0 when TP = 0);
     M = N = 0 → 1; exactly one of them 0 → 0. TP: matched pair with IoU ≥ τ (and same label
@@ -153,7 +245,13 @@ def f1_reward(s: Prepared, p: MatchParams) -> float:
     return f1_score(matched(s, p))
 
 
-@sample_component("miou", needs="boxes", bounds=(0.0, 1.0), params=MatchParams)
+@sample_component(
+    "miou",
+    needs="boxes",
+    bounds=(0.0, 1.0),
+    params=MatchParams,
+    many=lambda items, p: [v[1] for v in f1_miou_many(items, p)],
+)
 def miou_reward(s: Prepared, p: MatchParams) -> float:
     """Mean IoU (DiG): Σ IoU over true-positive pairs of the Hungarian matching / max(M, N);
     M = N = 0 → 1; exactly one of them 0 → 0. Same matching and TP rule as ``f1``."""
@@ -163,14 +261,16 @@ def miou_reward(s: Prepared, p: MatchParams) -> float:
 @sample_component("accuracy", needs="label", bounds=(0.0, 1.0))
 def accuracy_reward(s: Prepared, _p: object) -> float:
     """Classification: 1 when the answer equals the label or one of its synonyms after
-    normalisation (lower case; whitespace, ``_`` and ``-`` removed), else 0. Exact match, not
-    Visual-RFT's substring test; an empty answer never matches (Visual-RFT gives it 1)."""
+    :func:`~services.reward.scoring.matching.clean_label` (surrounding quotes and trailing
+    punctuation stripped: ``"Sunflower."``, ``'sunflower!'``) and normalisation (lower case;
+    whitespace, ``_`` and ``-`` removed), else 0. Exact match, not Visual-RFT's substring
+    test; an empty answer never matches (Visual-RFT gives it 1)."""
     ans, sol = s.answer, s.truth.solution
     assert isinstance(ans, LabelAnswer) and isinstance(sol, LabelSolution)
-    got = normalise(ans.text)
+    got = normalise(clean_label(ans.text))
     if not got:
         return 0.0
-    return 1.0 if any(got == normalise(t) for t in (sol.label, *sol.synonyms)) else 0.0
+    return 1.0 if any(got == normalise(clean_label(t)) for t in (sol.label, *sol.synonyms)) else 0.0
 
 
 def _virft(s: Prepared) -> tuple[list[float], list[bool], list[float]] | None:
@@ -192,18 +292,22 @@ def _virft(s: Prepared) -> tuple[list[float], list[bool], list[float]] | None:
                 seen.add(key)
                 keep.append(i)
         conf = [min(1.0, max(0.0, float(ans.confidences[i]))) for i in keep] if n else []  # type: ignore[index,arg-type]
-        ious, hit = greedy_by_confidence(pair_matrices(s)[0][keep], conf)
+        ious, hit = greedy_by_confidence(pair_matrices(s)[0][keep], conf, exact_pairs(s, keep))
         got = (ious, hit, conf)
         s.cache["virft"] = got
     return got or None
 
 
-@sample_component("virft_iou", needs="boxes", bounds=(0.0, 1.0))
+VIRFT_PARSE = frozenset({"virft_brackets"})
+
+
+@sample_component("virft_iou", needs="boxes", bounds=(0.0, 1.0), parse=VIRFT_PARSE)
 def virft_iou_reward(s: Prepared, _p: object) -> float:
     """Visual-RFT ``accuracy_reward_iou`` without the math_verify shortcut:
     min(1, Σ IoU of matched predictions / max(M, N)) after exact-duplicate removal and greedy
-    confidence-ordered matching (IoU > 0.5 strict). M = N = 0 → 1 (Visual-RFT: 0); a missing
-    confidence → 0 (as Visual-RFT)."""
+    confidence-ordered matching (IoU > 0.5 strict, decided exactly; equal IoUs: the first GT).
+    M = N = 0 → 1 (Visual-RFT: 0); a missing confidence → 0 (as Visual-RFT). Parses with
+    Visual-RFT's ``[[`` → ``[`` / ``]]`` → ``]`` repair (``virft_brackets``)."""
     got = _virft(s)
     if got is None:
         return 0.0
@@ -214,7 +318,7 @@ def virft_iou_reward(s: Prepared, _p: object) -> float:
     return min(1.0, sum(ious) / max(m, n))
 
 
-@sample_component("virft_confidence", needs="boxes", bounds=(0.0, 1.0))
+@sample_component("virft_confidence", needs="boxes", bounds=(0.0, 1.0), parse=VIRFT_PARSE)
 def virft_confidence_reward(s: Prepared, _p: object) -> float:
     """Visual-RFT ``accuracy_reward_confidence``: mean over predictions (after duplicate
     removal) of c if matched else 1 − c, confidences clipped to [0, 1] (Visual-RFT does not

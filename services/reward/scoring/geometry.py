@@ -8,6 +8,9 @@ predicted box that is inverted (``x2 < x1`` or ``y2 < y1``) is canonicalised by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from fractions import Fraction
+
 import numpy as np
 
 from schemas.geometry import Frame
@@ -57,6 +60,30 @@ def from_pixels(boxes: np.ndarray, frame: Frame) -> np.ndarray:
     """Inverse of :func:`to_pixels`: pixel boxes ``(N, 4)`` written in the frame's units."""
     sx, sy = frame_scale(frame)
     return boxes / np.array((sx, sy, sx, sy))
+
+
+CLIP_MARGIN = 0.10
+"""Predicted coordinates may overshoot the frame's range by this fraction of the range; they
+are then clipped to the image. Further out is ``bad_frame`` (the numbers do not belong to the
+declared frame)."""
+
+
+def clip_size(frame: Frame) -> tuple[float, float] | None:
+    """``(W, H)`` that predicted pixel boxes are clipped to, or None (pixel frame, no size)."""
+    if frame.image_size is None:
+        return None
+    return float(frame.image_size[0]), float(frame.image_size[1])
+
+
+def clip_to_image(boxes: np.ndarray, size: tuple[float, float] | None) -> np.ndarray:
+    """Clip pixel boxes ``(N, 4)`` in place to ``[0, W] × [0, H]`` (torchvision's
+    ``clip_boxes_to_image``, detectron2's ``Boxes.clip``); returns the same array."""
+    if size is None or boxes.shape[0] == 0:
+        return boxes
+    w, h = size
+    np.clip(boxes[:, 0::2], 0.0, w, out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0.0, h, out=boxes[:, 1::2])
+    return boxes
 
 
 def canonical(boxes: np.ndarray) -> np.ndarray:
@@ -115,3 +142,58 @@ def l1_matrix(a: np.ndarray, b: np.ndarray, scale: tuple[float, float]) -> np.nd
     s = np.array((scale[0], scale[1], scale[0], scale[1]))
     an, bn = a / s, b / s
     return np.abs(an[:, None, :] - bn[None, :, :]).sum(axis=2)
+
+
+# ---- exact arithmetic (threshold decisions near the boundary) ---------------------------------
+
+ExactBox = tuple[Fraction, Fraction, Fraction, Fraction]
+
+
+def exact(v: float) -> Fraction:
+    """The number as the decimal it was written as: ``Fraction(repr(v))``.
+
+    JSON numbers reach us as the nearest float; Python's ``repr`` is the shortest decimal
+    that rounds back to the same float, so a coordinate written with ≤ 15 significant digits
+    (``87.68``, ``0.137``) is recovered exactly — not as the binary value of its float.
+    """
+    return Fraction(repr(float(v))) if not isinstance(v, int) else Fraction(v)
+
+
+def exact_scale(frame: Frame) -> tuple[Fraction, Fraction]:
+    """:func:`frame_scale` in exact arithmetic (image and input sizes are integers)."""
+    if frame.coords == "pixel":
+        return Fraction(1), Fraction(1)
+    w, h = frame.image_size  # type: ignore[misc]
+    if frame.coords == "input":
+        iw, ih = frame.input_size  # type: ignore[misc]
+        return Fraction(w, iw), Fraction(h, ih)
+    if frame.coords == "norm1000":
+        return Fraction(w, 1000), Fraction(h, 1000)
+    return Fraction(w), Fraction(h)
+
+
+def exact_pred_box(raw: Sequence[float], frame: Frame) -> ExactBox:
+    """A predicted box exactly as the float pipeline builds it: mapped to pixels, clipped to
+    the image, inverted sides collapsed (:func:`canonical`)."""
+    sx, sy = exact_scale(frame)
+    x1, y1, x2, y2 = (exact(v) * s for v, s in zip(raw, (sx, sy, sx, sy), strict=True))
+    size = frame.image_size
+    if size is not None:
+        w, h = Fraction(size[0]), Fraction(size[1])
+        x1, x2 = (min(max(v, Fraction(0)), w) for v in (x1, x2))
+        y1, y2 = (min(max(v, Fraction(0)), h) for v in (y1, y2))
+    return x1, y1, max(x1, x2), max(y1, y2)
+
+
+def exact_gt_box(box: Sequence[float]) -> ExactBox:
+    x1, y1, x2, y2 = (exact(v) for v in box)
+    return x1, y1, x2, y2
+
+
+def exact_iou(a: ExactBox, b: ExactBox) -> Fraction:
+    """IoU of two boxes in rational arithmetic (same definition as :func:`iou_giou_matrix`)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(iw, Fraction(0)) * max(ih, Fraction(0))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else Fraction(0)

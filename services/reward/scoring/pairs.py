@@ -14,10 +14,23 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from services.reward.scoring.base import Prepared
-from services.reward.scoring.geometry import frame_scale, iou_giou_matrix, l1_matrix
+from services.reward.scoring.geometry import clip_size, frame_scale, iou_giou_matrix, l1_matrix
 from services.reward.scoring.parse import BoxAnswer
 
 PAIRS = "pairs"
+BUCKET = "bucket"
+"""Cache key of ``(Bucket, j)``: the shape bucket a sample was precomputed in, its row."""
+
+
+class Bucket:
+    """Samples of one shape ``(N, M)`` precomputed together: ``blocks: (S, 3 + W, N, M)``
+    (IoU, GIoU, L1, then one Hungarian cost per weight pair in ``keys``)."""
+
+    __slots__ = ("blocks", "keys")
+
+    def __init__(self, blocks: np.ndarray, keys: list[tuple[str, float, float]]) -> None:
+        self.blocks = blocks
+        self.keys = keys
 
 
 def norm_size(s: Prepared) -> tuple[float, float]:
@@ -36,6 +49,10 @@ def norm_size(s: Prepared) -> tuple[float, float]:
 def pair_matrices(s: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(iou, giou, l1)``, each ``(N, M)``, of the sample's predictions against its GT."""
     got = s.cache.get(PAIRS)
+    if got is None and BUCKET in s.cache:
+        bucket, j = s.cache[BUCKET]
+        b = bucket.blocks[j]
+        got = s.cache[PAIRS] = (b[0], b[1], b[2])
     if got is None:
         pred, gt = s.pred, s.truth.boxes
         assert gt is not None
@@ -62,8 +79,7 @@ def precompute(items: Sequence[Prepared], cost_weights: Iterable[tuple[float, fl
         return
     answers: list[BoxAnswer] = [s.answer for s in box]  # type: ignore[misc]
     ns = [a.n for a in answers]
-    flat = [v for a in answers for v in a.flat]
-    pred = np.array(flat, dtype=np.float64).reshape(-1, 4)
+    pred = np.concatenate([a.boxes for a in answers])  # a copy: scaled in place below
     inverted = (pred[:, 2] < pred[:, 0]) | (pred[:, 3] < pred[:, 1])
     if inverted.any():
         owner = np.repeat(np.arange(len(ns)), ns)
@@ -73,15 +89,16 @@ def precompute(items: Sequence[Prepared], cost_weights: Iterable[tuple[float, fl
     else:
         for a in answers:
             a.n_inverted = 0
-    scales = np.array([frame_scale(s.truth.frame) for s in box], dtype=np.float64).reshape(-1, 2)
+    frames = [s.truth.frame for s in box]
+    scales = np.array([frame_scale(f) for f in frames], dtype=np.float64).reshape(-1, 2)
     pred *= np.repeat(np.tile(scales, 2), ns, axis=0)
+    _clip(pred, frames, ns)
     np.maximum(pred[:, 2], pred[:, 0], out=pred[:, 2])  # inverted → zero-area (geometry.canonical)
     np.maximum(pred[:, 3], pred[:, 1], out=pred[:, 3])
     buckets: dict[tuple[int, int], list[int]] = {}
     starts = []
     off = 0
     for i, (s, n) in enumerate(zip(box, ns, strict=True)):
-        s.cache["pred"] = pred[off : off + n]
         starts.append(off)
         off += n
         m = s.truth.boxes.shape[0]  # type: ignore[union-attr]
@@ -98,27 +115,94 @@ def precompute(items: Sequence[Prepared], cost_weights: Iterable[tuple[float, fl
         size = np.array([_size_of(s, sizes) for s in group])
         blocks = _bucket_blocks(p, g, np.tile(size, 2)[:, None, :], weights)
         keys = [cost_key(lw, gw) for lw, gw in weights]
-        for j, s in enumerate(group):
-            b = blocks[j]
-            s.cache[PAIRS] = (b[0], b[1], b[2])
-            for k, key in enumerate(keys, start=3):
-                s.cache[key] = b[k]
+        bucket = Bucket(blocks, keys)
+        for j, s in enumerate(group):  # views are made on demand (pair_matrices, cost_of)
+            s.cache[BUCKET] = (bucket, j)
+
+
+def _clip(pred: np.ndarray, frames: list, ns: list[int]) -> None:
+    """:func:`~services.reward.scoring.geometry.clip_to_image` for the rows of every sample
+    at once (rows of a sample without an image size are left alone)."""
+    sizes = [clip_size(f) for f in frames]
+    if all(z is None for z in sizes):
+        return
+    inf = float("inf")
+    hi = np.array([z if z is not None else (inf, inf) for z in sizes], dtype=np.float64)
+    lo = np.array([0.0 if z is not None else -inf for z in sizes], dtype=np.float64)
+    hi_rows = np.repeat(np.tile(hi, 2), ns, axis=0)
+    lo_rows = np.repeat(lo, ns)[:, None]
+    np.clip(pred, lo_rows, hi_rows, out=pred)
 
 
 def _bucket_blocks(
     p: np.ndarray, g: np.ndarray, size: np.ndarray, weights: list[tuple[float, float]]
 ) -> np.ndarray:
     """``(S, 3 + len(weights), N, M)``: IoU, GIoU, L1 and each cost, for ``p: (S, N, 4)``,
-    ``g: (S, M, 4)`` pixel boxes and ``size: (S, 1, 4)`` = (W, H, W, H)."""
-    iou, giou = _pair_geometry(p[:, :, None, :], g[:, None, :, :])
+    ``g: (S, M, 4)`` pixel boxes and ``size: (S, 1, 4)`` = (W, H, W, H).
+
+    Same operations in the same order as ``geometry.iou_giou_matrix`` / ``l1_matrix`` (so the
+    values are bit-identical), on contiguous ``(S, N, 1)`` × ``(S, 1, M)`` operands written
+    straight into the output."""
+    s_, n, _ = p.shape
+    m = g.shape[1]
+    out = np.empty((s_, 3 + len(weights), n, m))
+    px1, py1, px2, py2 = (np.ascontiguousarray(p[:, :, k])[:, :, None] for k in range(4))
+    gx1, gy1, gx2, gy2 = (np.ascontiguousarray(g[:, :, k])[:, None, :] for k in range(4))
+    iw = np.minimum(px2, gx2)
+    iw -= np.maximum(px1, gx1)
+    ih = np.minimum(py2, gy2)
+    ih -= np.maximum(py1, gy1)
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1)
+    union -= inter
+    cw = np.maximum(px2, gx2)
+    cw -= np.minimum(px1, gx1)
+    ch = np.maximum(py2, gy2)
+    ch -= np.minimum(py1, gy1)
+    enclosing = cw
+    enclosing *= ch
+    iou, giou, l1 = out[:, 0], out[:, 1], out[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(inter, union, out=iou)
+        if not (union > 0.0).all():  # rare: only zero-area boxes that do not overlap
+            iou[union <= 0.0] = 0.0
+        gap = enclosing - union
+        gap /= enclosing
+    np.subtract(iou, gap, out=giou)
+    if not (enclosing > 0.0).all():
+        flat = enclosing <= 0.0
+        giou[flat] = iou[flat]
     pn, gn = p / size, g / size  # (S, N, 4), (S, M, 4) in image fractions
-    # Σ over the 4 coordinates written out: numpy reduces a length-4 last axis slowly.
-    l1 = np.abs(pn[:, :, None, 0] - gn[:, None, :, 0])
-    for k in (1, 2, 3):
-        l1 += np.abs(pn[:, :, None, k] - gn[:, None, :, k])
-    blocks = [iou, giou, l1]
-    blocks.extend(gw * (1.0 - giou) + lw * l1 for lw, gw in weights)
-    return np.stack(blocks, axis=1)
+    # Σ over the 4 coordinates written out (numpy reduces a length-4 last axis slowly), on
+    # contiguous (S, N, 1) × (S, 1, M) operands
+    tmp = np.empty_like(l1)
+    for k in range(4):
+        pk = np.ascontiguousarray(pn[:, :, k])[:, :, None]
+        gk = np.ascontiguousarray(gn[:, :, k])[:, None, :]
+        dst = l1 if k == 0 else tmp
+        np.subtract(pk, gk, out=dst)
+        np.abs(dst, out=dst)
+        if k:
+            l1 += tmp
+    for w, (lw, gw) in enumerate(weights, start=3):
+        c = out[:, w]
+        np.subtract(1.0, giou, out=c)
+        c *= gw
+        c += lw * l1
+    return out
+
+
+def cost_of(s: Prepared, l1_weight: float, giou_weight: float) -> np.ndarray | None:
+    """The precomputed Hungarian cost ``(N, M)`` of a sample, or None."""
+    got = s.cache.get(BUCKET)
+    if got is None:
+        return None
+    bucket, j = got
+    key = cost_key(l1_weight, giou_weight)
+    return bucket.blocks[j, 3 + bucket.keys.index(key)] if key in bucket.keys else None
 
 
 def cost_key(l1_weight: float, giou_weight: float) -> tuple[str, float, float]:
@@ -134,22 +218,3 @@ def _size_of(s: Prepared, memo: dict[int, tuple[float, float]]) -> tuple[float, 
     if got is None:
         got = memo[key] = norm_size(s)
     return got
-
-
-def _pair_geometry(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """IoU and GIoU of boxes ``a``, ``b`` broadcast against each other on their leading axes
-    (last axis = x1, y1, x2, y2); same definitions as
-    :func:`~services.reward.scoring.geometry.iou_giou_matrix`."""
-    ax1, ay1, ax2, ay2 = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
-    bx1, by1, bx2, by2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
-    ih = np.minimum(ay2, by2) - np.maximum(ay1, by1)
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    enclosing = (np.maximum(ax2, bx2) - np.minimum(ax1, bx1)) * (
-        np.maximum(ay2, by2) - np.minimum(ay1, by1)
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0.0, inter / union, 0.0)
-        giou = np.where(enclosing > 0.0, iou - (enclosing - union) / enclosing, iou)
-    return iou, giou

@@ -14,7 +14,13 @@ Box dialects (DESIGN.md "Answers"):
 * otherwise, ``[x1, y1, x2, y2]`` quadruples found in free text.
 
 An answer that *starts* like JSON (``[`` or ``{``) must be valid JSON, so truncated JSON is
-``bad_json`` (we do not repair it as Visual-RFT does). Numbers must be finite and within
+``bad_json`` (we do not repair it as Visual-RFT does). Two peer dialects are options of
+:func:`parse_boxes`, switched on by the components that reproduce them (a spec's components
+declare them, :attr:`~services.reward.scoring.spec.CompiledSpec.parse_options`):
+``virft_brackets`` — Visual-RFT's "fix format" step, ``[[`` → ``[`` and ``]]`` → ``]`` in the
+answer before parsing; ``whole_completion`` — with no answer block, the whole completion is
+the answer (Perception-R1 answers in Qwen2-VL box tokens, without tags). Items may carry a
+``point_2d`` ``[x, y]`` (VisionReasoner); a missing or malformed point is None, not an error. Numbers must be finite and within
 ±:data:`MAX_ABS_COORD`; a box needs exactly four numbers. Inverted boxes are kept (counted in
 ``BoxAnswer.inverted``; the ``format`` component is then 0 and geometry treats each such box
 as zero-area, so it matches nothing).
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import lt, or_
@@ -50,7 +57,10 @@ ERROR_CODES = {
 BOX_KEYS = ("bbox_2d", "Position", "bbox", "box", "position", "bbox2d")
 LABEL_KEYS = ("label", "category", "class", "name")
 CONF_KEYS = ("Confidence", "confidence", "score")
+POINT_KEYS = ("point_2d",)
 _BOX_SET, _LABEL_SET, _CONF_SET = frozenset(BOX_KEYS), frozenset(LABEL_KEYS), frozenset(CONF_KEYS)
+_POINT_SET = frozenset(POINT_KEYS)
+PARSE_OPTIONS = frozenset({"virft_brackets", "whole_completion"})
 
 _OPEN, _CLOSE = "<answer>", "</answer>"
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -60,6 +70,7 @@ _PAIR_RE = re.compile(
     re.DOTALL,
 )
 _QUAD_RE = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+_PAREN_QUAD_RE = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
 
@@ -75,13 +86,14 @@ class BoxAnswer:
 
     ``rows``: N lists ``[x1, y1, x2, y2]`` of finite floats/ints; ``boxes``: the same as an
     ``(N, 4)`` float64 array (built lazily, or in bulk by the pipeline); ``labels`` /
-    ``confidences``: one entry per box (None where the item had none), or None when no item
-    had one; ``inverted``: the number of boxes with x2 < x1 or y2 < y1.
+    ``confidences`` / ``points``: one entry per box (None where the item had none), or None
+    when no item had one; ``inverted``: the number of boxes with x2 < x1 or y2 < y1.
     """
 
     rows: list[list[float]]
     labels: list[str | None] | None = None
     confidences: list[float | None] | None = None
+    points: list[list[float] | None] | None = None
     array: np.ndarray | None = None
     flat: list[float] = field(default_factory=list)
     n_inverted: int | None = None
@@ -130,22 +142,32 @@ def extract_answer(completion: str) -> str | None:
     return completion[start + len(_OPEN) : end]
 
 
-def parse_label(completion: str) -> LabelAnswer | ParseError:
-    """Classification answer: the stripped contents of the last answer block (never empty)."""
+def parse_label(completion: str, options: frozenset[str] = frozenset()) -> LabelAnswer | ParseError:
+    """Classification answer: the stripped contents of the last answer block (never empty);
+    with ``whole_completion`` the whole completion when there is no answer block."""
     text = extract_answer(completion)
     if text is None:
-        return ParseError("no_answer", ERROR_CODES["no_answer"])
+        if "whole_completion" not in options:
+            return ParseError("no_answer", ERROR_CODES["no_answer"])
+        text = completion
     text = text.strip()
     if not text:
         return ParseError("empty_answer", ERROR_CODES["empty_answer"])
     return LabelAnswer(text)
 
 
-def parse_boxes(completion: str, max_boxes: int = 1000) -> BoxAnswer | ParseError:
-    """Boxes of the last answer block in any accepted dialect (see module docstring)."""
+def parse_boxes(
+    completion: str, max_boxes: int = 1000, options: frozenset[str] = frozenset()
+) -> BoxAnswer | ParseError:
+    """Boxes of the last answer block in any accepted dialect (see module docstring);
+    ``options``: peer dialects from :data:`PARSE_OPTIONS`."""
     text = extract_answer(completion)
     if text is None:
-        return ParseError("no_answer", ERROR_CODES["no_answer"])
+        if "whole_completion" not in options:
+            return ParseError("no_answer", ERROR_CODES["no_answer"])
+        text = completion.replace("<|endoftext|>", "")
+    if "virft_brackets" in options:
+        text = text.replace("[[", "[").replace("]]", "]")
     text = _unfence(text.strip()).strip().rstrip(".").rstrip()
     if not text:
         return ParseError("empty_answer", ERROR_CODES["empty_answer"])
@@ -153,6 +175,92 @@ def parse_boxes(completion: str, max_boxes: int = 1000) -> BoxAnswer | ParseErro
     if isinstance(result, BoxAnswer) and result.n > max_boxes:
         return ParseError("too_many_boxes", f"the answer has {result.n} boxes (limit {max_boxes})")
     return result
+
+
+def parse_boxes_many(
+    completions: Sequence[str], max_boxes: int = 1000, options: frozenset[str] = frozenset()
+) -> list[BoxAnswer | ParseError]:
+    """:func:`parse_boxes` of many completions, the common case in bulk: answers that are
+    plain JSON lists of items with one key spelling are checked with one pass over all
+    their items; anything else (and a bulk check that
+    fails) goes through :func:`parse_boxes` one by one. Same results as :func:`parse_boxes`."""
+    out: list[BoxAnswer | ParseError | None] = [None] * len(completions)
+    bulk: list[int] = []
+    texts: list[str] = []
+    for i, c in enumerate(completions):
+        end = c.rfind(_CLOSE)
+        start = c.rfind(_OPEN, 0, end) if end >= 0 else -1
+        text = c[start + len(_OPEN) : end].strip() if start >= 0 else ""
+        if (
+            text.startswith("[{")
+            and text.endswith("}]")
+            and not options
+            and "'" not in text
+            and "```" not in text
+            and "point_2d" not in text
+        ):
+            bulk.append(i)
+            texts.append(text)
+        else:
+            out[i] = parse_boxes(c, max_boxes, options)
+    if bulk:
+        got = _bulk_items(texts, max_boxes)
+        for i, ans in zip(bulk, got, strict=True):
+            out[i] = ans if ans is not None else parse_boxes(completions[i], max_boxes, options)
+    return out  # type: ignore[return-value]
+
+
+def _bulk_items(texts: list[str], max_boxes: int) -> list[BoxAnswer | None]:
+    """:func:`_fast_items` over many answers at once (each text decoded on its own — a
+    joined decode could split or merge crafted answers); all None when the bulk path does
+    not apply (the caller then parses each answer on its own)."""
+    none: list[BoxAnswer | None] = [None] * len(texts)
+    try:
+        datas = list(map(orjson.loads, texts))
+    except orjson.JSONDecodeError:
+        return none
+    try:
+        sigs = {_keys_of(d[0]) for d in datas}
+        if len(sigs) != 1:
+            return none
+        ((key, lkey, ckey, pkey),) = sigs
+        if key is None or pkey is not None:
+            return none
+        counts = list(map(len, datas))
+        if max(counts) > max_boxes:
+            return none
+        rows = [item[key] for d in datas for item in d]
+        labels = None if lkey is None else [item[lkey] for d in datas for item in d]
+        confs = None if ckey is None else [item[ckey] for d in datas for item in d]
+        if set(map(type, rows)) != {list} or set(map(len, rows)) != {4}:
+            return none
+        flat = list(chain.from_iterable(rows))
+        if not set(map(type, flat)) <= _NUM_TYPES:
+            return none
+        if confs is not None and not set(map(type, confs)) <= _NUM_TYPES:
+            return none
+        if labels is not None and not set(map(type, labels)) <= {str}:
+            return none
+    except (KeyError, TypeError, IndexError):
+        return none
+    boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)  # = np.array(rows) per answer
+    if boxes.max() > MAX_ABS_COORD or boxes.min() < -MAX_ABS_COORD:
+        return none
+    out: list[BoxAnswer | None] = []
+    off = 0
+    for n in counts:
+        end = off + n
+        out.append(
+            BoxAnswer(
+                rows[off:end],
+                None if labels is None else labels[off:end],
+                None if confs is None else confs[off:end],
+                array=boxes[off:end],
+                flat=flat[4 * off : 4 * end],
+            )
+        )
+        off = end
+    return out
 
 
 def _unfence(text: str) -> str:
@@ -185,16 +293,26 @@ def _fast_items(data: list) -> BoxAnswer | None:
     """The common case in one pass (same key spelling in every item, well-formed numbers);
     None sends the answer to :func:`_checked_items`, which names the first problem."""
     first = data[0]
+    points = None
     try:
         if isinstance(first, dict):
-            key = _pick(first, _BOX_SET, BOX_KEYS)
+            key, lkey, ckey, pkey = _keys_of(first)
             if key is None:
                 return None
             rows = [item[key] for item in data]
-            lkey = _pick(first, _LABEL_SET, LABEL_KEYS)
-            ckey = _pick(first, _CONF_SET, CONF_KEYS)
             labels = None if lkey is None else [item[lkey] for item in data]
             confs = None if ckey is None else [item[ckey] for item in data]
+            if pkey is None and len(data) > 1 and any(_POINT_SET.intersection(i) for i in data):
+                return None  # points on some items only: item by item
+            if pkey is not None:
+                points = [item[pkey] for item in data]
+                if set(map(type, points)) != {list} or set(map(len, points)) != {2}:
+                    return None
+                pflat = list(chain.from_iterable(points))
+                if not set(map(type, pflat)) <= _NUM_TYPES:
+                    return None
+                if max(pflat) > MAX_ABS_COORD or min(pflat) < -MAX_ABS_COORD:
+                    return None
         else:
             rows, labels, confs = data, None, None
         if set(map(type, rows)) != {list} or set(map(len, rows)) != {4}:
@@ -210,7 +328,30 @@ def _fast_items(data: list) -> BoxAnswer | None:
             return None
     except (KeyError, TypeError):
         return None
-    return _answer(rows, labels, confs, flat)
+    ans = _answer(rows, labels, confs, flat)
+    if points is not None:
+        ans.points = [[float(v) for v in p] for p in points]
+    return ans
+
+
+_KEYS_MEMO: dict[tuple, tuple[str | None, str | None, str | None, str | None]] = {}
+
+
+def _keys_of(item: dict) -> tuple[str | None, str | None, str | None, str | None]:
+    """(box, label, confidence, point) keys of an item, memoised on its key tuple (the items
+    of one model's answers share a handful of spellings)."""
+    sig = tuple(item)
+    got = _KEYS_MEMO.get(sig)
+    if got is None:
+        if len(_KEYS_MEMO) > 4096:
+            _KEYS_MEMO.clear()
+        got = _KEYS_MEMO[sig] = (
+            _pick(item, _BOX_SET, BOX_KEYS),
+            _pick(item, _LABEL_SET, LABEL_KEYS),
+            _pick(item, _CONF_SET, CONF_KEYS),
+            _pick(item, _POINT_SET, POINT_KEYS),
+        )
+    return got
 
 
 def _pick(item: dict, keyset: frozenset[str], order: tuple[str, ...]) -> str | None:
@@ -227,13 +368,16 @@ def _checked_items(data: list) -> BoxAnswer | ParseError:
     rows: list[list[float]] = []
     labels: list[str | None] = []
     confs: list[float | None] = []
+    points: list[list[float] | None] = []
     for i, item in enumerate(data):
+        point = None
         if isinstance(item, dict):
             coords = next((item[k] for k in BOX_KEYS if k in item), None)
             if coords is None:
                 return ParseError("bad_box", f"item {i} has no box key ({', '.join(BOX_KEYS)})")
             label = next((item[k] for k in LABEL_KEYS if k in item), None)
             conf = next((item[k] for k in CONF_KEYS if k in item), None)
+            point = _point(next((item[k] for k in POINT_KEYS if k in item), None))
         else:
             coords, label, conf = item, None, None
         row = _coords(coords, i)
@@ -246,7 +390,19 @@ def _checked_items(data: list) -> BoxAnswer | ParseError:
         rows.append(row)
         labels.append(None if label is None else str(label))
         confs.append(conf)
-    return _answer(rows, labels, confs)
+        points.append(point)
+    ans = _answer(rows, labels, confs)
+    if any(p is not None for p in points):
+        ans.points = points
+    return ans
+
+
+def _point(value: object) -> list[float] | None:
+    """A ``[x, y]`` of finite numbers within range, else None."""
+    if not isinstance(value, list) or len(value) != 2 or not all(map(_is_number, value)):
+        return None
+    p = [float(v) for v in value]
+    return p if all(math.isfinite(v) and abs(v) <= MAX_ABS_COORD for v in p) else None
 
 
 def _from_text(text: str) -> BoxAnswer | ParseError:
@@ -255,7 +411,7 @@ def _from_text(text: str) -> BoxAnswer | ParseError:
         rows = [[float(v) for v in p[1:]] for p in pairs]
         labels: list[str | None] = [p[0].strip() or None for p in pairs]
     else:
-        quads = _QUAD_RE.findall(text)
+        quads = _QUAD_RE.findall(text) or _PAREN_QUAD_RE.findall(text)
         if not quads:
             return ParseError("no_boxes", ERROR_CODES["no_boxes"])
         rows = [[float(v) for v in q] for q in quads]

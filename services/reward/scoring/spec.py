@@ -45,6 +45,11 @@ class CompiledSpec:
         return [c.name for c, _ in self.components]
 
     @property
+    def parse_options(self) -> frozenset[str]:
+        """Answer dialect options of the spec: the union of its components' ``parse``."""
+        return frozenset().union(*(c.parse for c, _ in self.components))
+
+    @property
     def has_batch(self) -> bool:
         return any(c.kind == "batch" for c, _ in self.components)
 

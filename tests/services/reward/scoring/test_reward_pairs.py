@@ -9,7 +9,7 @@ import pytest
 from schemas.geometry import Frame
 from schemas.reward import BoxSolution
 from services.reward.scoring.base import Truth
-from services.reward.scoring.pairs import PAIRS, cost_key, pair_matrices, precompute
+from services.reward.scoring.pairs import cost_of, pair_matrices, precompute
 from services.reward.scoring.pipeline import prepare
 
 FRAMES = [
@@ -42,16 +42,14 @@ def test_precompute_matches_per_sample_geometry(seed):
         fresh.append(prepare(str(k), text, Truth.of(BoxSolution(boxes=gt), frame)))
     precompute(batch, [(5.0, 2.0)])
     for b, f in zip(batch, fresh, strict=True):
-        np.testing.assert_allclose(b.cache["pred"], f.pred)
+        np.testing.assert_array_equal(b.pred, f.pred)
         assert b.answer.n_inverted == f.answer.inverted  # bulk count == lazy count
-        got, want = b.cache[PAIRS], pair_matrices(f)
+        got, want = pair_matrices(b), pair_matrices(f)
         for x, y in zip(got, want, strict=True):
             assert x.shape == y.shape
-            np.testing.assert_allclose(x, y, atol=1e-12)
+            np.testing.assert_array_equal(x, y)  # bit-identical, not just close
         if got[0].size:
-            np.testing.assert_allclose(
-                b.cache[cost_key(5.0, 2.0)], 5.0 * want[2] + 2.0 * (1 - want[1]), atol=1e-12
-            )
+            np.testing.assert_array_equal(cost_of(b, 5.0, 2.0), 2.0 * (1 - want[1]) + 5.0 * want[2])
 
 
 def sorted_box(b):

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.reward import BoxSolution, Sample
-from services.reward.scoring import score_samples
+from services.reward.scoring import compiled, score_samples
 from services.reward.scoring.parse import (
     BoxAnswer,
     LabelAnswer,
@@ -155,4 +155,39 @@ def test_parsing_and_scoring_never_raise(completion):
     for preset in ("dig", "virft_detection", "vlmr1_rec"):
         (r,) = score_samples([sample], preset)
         assert math.isfinite(r.reward) and 0.0 <= r.reward <= 3.0
-        assert (r.error is None) == isinstance(got, BoxAnswer)
+        parsed = parse_boxes(completion, options=compiled(preset).parse_options)
+        assert (r.error is None) == isinstance(parsed, BoxAnswer)
+
+
+item_lists = st.lists(
+    st.fixed_dictionaries(
+        {"bbox_2d": st.lists(st.integers(-5, 900) | st.floats(-5, 900), min_size=3, max_size=5)},
+        optional={
+            "label": st.sampled_from(["a", "b"]) | st.integers(0, 2),
+            "point_2d": st.just([1, 2]),
+        },
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(item_lists.map(lambda v: wrap(json.dumps(v))) | st.text(max_size=40), max_size=8))
+def test_bulk_parse_equals_one_by_one(completions):
+    from services.reward.scoring.parse import parse_boxes_many
+
+    bulk = parse_boxes_many(completions)
+    for c, got in zip(completions, bulk, strict=True):
+        want = parse_boxes(c)
+        assert type(got) is type(want)
+        if isinstance(want, BoxAnswer):
+            assert (got.rows, got.labels, got.confidences, got.points) == (
+                want.rows,
+                want.labels,
+                want.confidences,
+                want.points,
+            )
+            np.testing.assert_array_equal(got.boxes, want.boxes)
+            assert got.inverted == want.inverted
+        else:
+            assert got == want

@@ -159,3 +159,19 @@ def test_unknown_advantage_estimator():
     req = GroupsRequest(reward="dig", advantage="gpro", groups=[])
     with pytest.raises(SpecError, match="did you mean 'grpo'"):
         asyncio.run(ascore_groups(req))
+
+
+def test_collector_is_paused_only_while_scoring():
+    import gc
+
+    from services.reward.scoring.pipeline import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():  # nested: the outer pause owns re-enabling
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    score_samples([Sample(id="s", completion=GOOD, solution=GT)], "dig")
+    assert gc.isenabled()
