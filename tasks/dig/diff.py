@@ -16,6 +16,7 @@ Each object takes part in at most one difference; the changed scene must still b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from tasks.dig.scene import (
     COLORS,
+    DIFF_KINDS,
     MATERIALS,
     SHAPES,
     SIZES,
@@ -32,8 +34,6 @@ from tasks.dig.scene import (
     place,
     random_object,
 )
-
-DIFF_KINDS = ("color", "shape", "size", "material", "add", "remove", "move")
 
 MOVE_RANGE = (0.5, 1.1)
 """Move distance in metres (see the module docstring for why moves are short)."""
@@ -98,12 +98,15 @@ def apply_differences(
     k: int,
     tries: int = 40,
     sizes: tuple[str, ...] = tuple(SIZES),
+    kinds: tuple[str, ...] = DIFF_KINDS,
+    placer: Callable[..., SceneObject | None] | None = None,
 ) -> tuple[Scene, list[Difference]] | None:
     """Scene B and its ``k`` differences from ``scene``, or ``None`` if ``k`` do not fit.
 
-    Kinds are drawn uniformly from :data:`DIFF_KINDS`; objects for the non-``add`` kinds are
-    distinct. Every intermediate scene is valid (see :func:`tasks.dig.scene.fits`). Added
-    objects take a size from ``sizes``.
+    Kinds are drawn uniformly from ``kinds`` (default :data:`DIFF_KINDS`); objects for the
+    non-``add`` kinds are distinct. Every intermediate scene is valid (see
+    :func:`tasks.dig.scene.fits`). Added objects take a size from ``sizes`` and a position
+    from ``placer(rng, obj, others)`` (default :func:`tasks.dig.scene.place`).
     """
     objects = list(scene.objects)
     touched: set[int] = set()
@@ -112,9 +115,9 @@ def apply_differences(
     for _ in range(tries):
         if len(diffs) == k:
             break
-        kind = DIFF_KINDS[int(rng.integers(len(DIFF_KINDS)))]
+        kind = kinds[int(rng.integers(len(kinds)))]
         if kind == "add":
-            placed = place(rng, random_object(rng, next_uid, sizes), objects)
+            placed = (placer or place)(rng, random_object(rng, next_uid, sizes), objects)
             if placed is None:
                 continue
             objects.append(placed)
@@ -132,7 +135,7 @@ def apply_differences(
             diffs.append(Difference("remove", obj.uid, _describe(obj), {}, _describe(obj)))
             continue
         new, before, after = _attribute_change(rng, kind, obj)
-        if not fits(new, objects):
+        if placer is None and not fits(new, objects):  # a placer's cells always fit
             continue
         objects = [new if o.uid == obj.uid else o for o in objects]
         touched.add(obj.uid)

@@ -43,7 +43,15 @@ from tqdm import tqdm
 from tasks.dig.diff import Difference, apply_differences
 from tasks.dig.png import encode_png
 from tasks.dig.render import Footprint, Rendered, Renderer, merge_footprints, renderers
-from tasks.dig.scene import DEFAULT_SCENE, Scene, SceneOptions, sample_scene
+from tasks.dig.scene import (
+    DEFAULT_SCENE,
+    Scene,
+    SceneOptions,
+    cell_of,
+    grid_camera,
+    grid_place,
+    sample_scene,
+)
 from tasks.hashing import file_sha256
 
 log = logging.getLogger(__name__)
@@ -100,7 +108,16 @@ def draw_pair(
     rng = np.random.default_rng([seed, STAGE_CODES[stage], index, attempt])
     scene_a = sample_scene(rng, scene)
     k = stage_k(stage, rng, len(scene_a.objects))
-    changed = apply_differences(rng, scene_a, k, sizes=scene.sizes)
+    placer = None
+    if scene.grid:
+        grid = scene.grid
+
+        def placer(rng, obj, others):
+            return grid_place(rng, obj, others, grid)
+
+    changed = apply_differences(
+        rng, scene_a, k, sizes=scene.sizes, kinds=scene.difference_kinds, placer=placer
+    )
     if changed is None:
         return None
     scene_b, diffs = changed
@@ -134,15 +151,41 @@ def box_iou(a: BoxT, b: BoxT) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def check_pair(spec: PairSpec, ra: Rendered, rb: Rendered) -> RenderedPair | None:
-    """GT boxes of a rendered pair, or ``None`` if it fails the visibility/separation rules."""
+def cell_box(grid: int, row: int, col: int, size: tuple[int, int]) -> BoxT:
+    """Pixel box of grid cell ``(row, col)`` in an image of ``size = (width, height)``."""
+    w, h = size
+    return (
+        float(round(col * w / grid)),
+        float(round(row * h / grid)),
+        float(round((col + 1) * w / grid)),
+        float(round((row + 1) * h / grid)),
+    )
+
+
+def _inside(box: BoxT, outer: BoxT) -> bool:
+    return box[0] >= outer[0] and box[1] >= outer[1] and box[2] <= outer[2] and box[3] <= outer[3]
+
+
+def check_pair(spec: PairSpec, ra: Rendered, rb: Rendered, grid: int = 0) -> RenderedPair | None:
+    """GT boxes of a rendered pair, or ``None`` if it fails the visibility/separation rules.
+
+    With ``grid`` (the cell-aligned setting) a difference's box is its object's whole cell,
+    and a pair whose changed footprint leaves that cell is rejected.
+    """
     changed = (ra.image != rb.image).any(axis=2)
+    height, width = changed.shape
     boxes: list[BoxT] = []
     for diff in spec.differences:
         parts = difference_footprint(diff, ra, rb)
         box = union_box(parts)
         if box is None:
             return None
+        if grid:
+            obj = (spec.scene_b if diff.kind == "add" else spec.scene_a).by_uid()[diff.uid]
+            cell = cell_box(grid, *cell_of(grid, obj), (width, height))
+            if not _inside(box, cell):
+                return None
+            box = cell
         own = merge_footprints(parts)
         h, w = own.mask.shape
         window = changed[own.y0 : own.y0 + h, own.x0 : own.x0 + w]
@@ -186,7 +229,7 @@ def render_pairs(
             scenes = [s for spec in specs for s in (spec.scene_a, spec.scene_b)]
             rendered = renderer.render_many(scenes)
             for n, spec in enumerate(specs):
-                pair = check_pair(spec, rendered[2 * n], rendered[2 * n + 1])
+                pair = check_pair(spec, rendered[2 * n], rendered[2 * n + 1], scene.grid)
                 if pair is not None:
                     done[spec.index] = pair
         yield from (done[idx] for idx in chunk)
@@ -226,6 +269,8 @@ def generate(
     ``(width, height)``. The dataset version (``dataset.json``) is the SHA-256 of the
     manifest, which records every image's SHA-256. ``scene`` sets the object count and
     sizes (:class:`~tasks.dig.scene.SceneOptions`; default 4–8 objects, small and large).
+    With ``scene.grid`` (cell-aligned scenes) the raster renderer's camera is the top-down
+    :func:`~tasks.dig.scene.grid_camera` and every box is a whole grid cell.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -233,7 +278,14 @@ def generate(
     (out / "images").mkdir(parents=True, exist_ok=True)
     counts = stage_counts(n, split)
     scene_opts = scene or DEFAULT_SCENE
-    engine: Renderer = renderers.get(renderer)(size=size, **(renderer_options or {}))
+    options = dict(renderer_options or {})
+    if scene_opts.grid:
+        if renderer != "raster" or "camera" in options:
+            raise ValueError("DiG grid scenes need the raster renderer with its grid camera")
+        if size[0] != size[1]:
+            raise ValueError(f"DiG grid scenes need a square image, got {size[0]}x{size[1]}")
+        options["camera"] = grid_camera(scene_opts.grid, *size)
+    engine: Renderer = renderers.get(renderer)(size=size, **options)
     manifest_path = out / MANIFEST
     # Written under a temporary name and renamed last: a reader that sees manifest.jsonl sees
     # a complete data set (another process may be waiting on it, see generate_once).

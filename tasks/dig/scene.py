@@ -31,11 +31,21 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 """The eight CLEVR colours (sRGB)."""
 
+DIFF_KINDS = ("color", "shape", "size", "material", "add", "remove", "move")
+"""The difference kinds (see :mod:`tasks.dig.diff`)."""
+
 GROUND_HALF_EXTENT = 3.0
 """Object centres lie in ``[-3, 3]²`` on the ground."""
 
 MIN_GAP = 0.12
 """Minimum ground distance between two objects' bounding circles (metres)."""
+
+GRID_CELL = 2.8
+"""Side of a grid cell on the ground (metres) in the cell-aligned setting (``grid``): a large
+object (1.4 m wide, a cube's diagonal 2 m) with its shadow stays inside its cell."""
+
+GRID_CAMERA_HEIGHT = 40.0
+"""Height of the top-down camera of the cell-aligned setting (far, so nearly orthographic)."""
 
 
 @dataclass(frozen=True)
@@ -97,11 +107,23 @@ class SceneOptions:
     The defaults are the CLEVR-like setting (4–8 objects, small and large). An easy setting for
     tiny models is e.g. ``SceneOptions(n_min=2, n_max=4, sizes=("large",))``: few, big objects.
     A *size* difference still switches an object to the other size.
+
+    ``grid = g > 0`` is the *cell-aligned* setting: objects sit only at the centres of a
+    ``g × g`` grid of ground cells (side :data:`GRID_CELL`, at most one object per cell), seen
+    by a top-down camera (:func:`grid_camera`) that maps cell ``(row, col)`` onto the pixel
+    cell ``[col·W/g, (col+1)·W/g) × [row·H/g, (row+1)·H/g)``. The generator then boxes each
+    difference with its whole cell, so the answer is one of ``g²`` boxes. With Qwen2-VL's patch
+    14 and 2×2 merge, ``W = H = 28·g`` makes every cell exactly one image token.
+
+    ``kinds`` restricts the difference kinds (default: all of them; on a grid all but
+    ``move``, which would leave the cell).
     """
 
     n_min: int = 4
     n_max: int = 8
     sizes: tuple[str, ...] = tuple(SIZES)
+    grid: int = 0
+    kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_min <= self.n_max:
@@ -111,6 +133,29 @@ class SceneOptions:
         unknown = [s for s in self.sizes if s not in SIZES]
         if unknown or not self.sizes:
             raise ValueError(f"scene options: sizes must be a non-empty subset of {list(SIZES)}")
+        if self.grid < 0:
+            raise ValueError(
+                f"scene options: grid must be >= 0 (0: free placement), got {self.grid}"
+            )
+        if self.grid and self.n_max > self.grid * self.grid:
+            raise ValueError(
+                f"scene options: n_max {self.n_max} objects do not fit a {self.grid}x{self.grid} grid"
+            )
+        if self.kinds is not None:
+            bad = [k for k in self.kinds if k not in DIFF_KINDS]
+            if bad or not self.kinds:
+                raise ValueError(
+                    f"scene options: kinds must be a non-empty subset of {list(DIFF_KINDS)}"
+                )
+            if self.grid and "move" in self.kinds:
+                raise ValueError("scene options: 'move' leaves its cell; not allowed with grid")
+
+    @property
+    def difference_kinds(self) -> tuple[str, ...]:
+        """The kinds differences are drawn from."""
+        if self.kinds is not None:
+            return self.kinds
+        return tuple(k for k in DIFF_KINDS if k != "move") if self.grid else DIFF_KINDS
 
 
 DEFAULT_SCENE = SceneOptions()
@@ -147,12 +192,56 @@ def place(
     return None
 
 
+def cell_centre(grid: int, row: int, col: int) -> tuple[float, float]:
+    """Ground ``(x, y)`` of grid cell ``(row, col)``; row 0 is the top of the image (``+y``)."""
+    half = grid / 2.0
+    return (col + 0.5 - half) * GRID_CELL, (half - row - 0.5) * GRID_CELL
+
+
+def cell_of(grid: int, obj: SceneObject) -> tuple[int, int]:
+    """The ``(row, col)`` of the grid cell whose centre the object stands on."""
+    half = grid / 2.0
+    return round(half - 0.5 - obj.y / GRID_CELL), round(obj.x / GRID_CELL + half - 0.5)
+
+
+def grid_place(
+    rng: np.random.Generator,
+    obj: SceneObject,
+    others: list[SceneObject] | tuple[SceneObject, ...],
+    grid: int,
+) -> SceneObject | None:
+    """``obj`` at the centre of a uniformly drawn free grid cell (``None``: grid full)."""
+    taken = {cell_of(grid, o) for o in others if o.uid != obj.uid}
+    free = [(r, c) for r in range(grid) for c in range(grid) if (r, c) not in taken]
+    if not free:
+        return None
+    x, y = cell_centre(grid, *free[int(rng.integers(len(free)))])
+    return replace(obj, x=x, y=y)
+
+
+def grid_camera(grid: int, width: int, height: int) -> Camera:
+    """Top-down camera over the ``grid × grid`` cells: the grid fills the image exactly.
+
+    It looks straight down from :data:`GRID_CAMERA_HEIGHT` (a tiny ``−y`` offset fixes the
+    image's up direction to ``+y``); its field of view spans ``grid·GRID_CELL`` metres on the
+    ground across the width. Use square images (``width == height``).
+    """
+    h = GRID_CAMERA_HEIGHT
+    fov = 2.0 * math.degrees(math.atan(grid * GRID_CELL / 2.0 / h))
+    return Camera(width, height, position=(0.0, -1e-4 * h, h), target=(0.0, 0.0, 0.0), fov_deg=fov)
+
+
 def sample_scene(rng: np.random.Generator, options: SceneOptions = DEFAULT_SCENE) -> Scene:
-    """A scene of ``options.n_min..n_max`` non-intersecting random objects."""
+    """A scene of ``options.n_min..n_max`` non-intersecting random objects (on grid cells
+    when ``options.grid``)."""
     n = int(rng.integers(options.n_min, options.n_max + 1))
     objects: list[SceneObject] = []
     for uid in range(n):
-        placed = place(rng, random_object(rng, uid, options.sizes), objects)
+        obj = random_object(rng, uid, options.sizes)
+        if options.grid:
+            placed = grid_place(rng, obj, objects, options.grid)
+        else:
+            placed = place(rng, obj, objects)
         if placed is not None:
             objects.append(placed)
     return Scene(tuple(objects))
