@@ -135,25 +135,17 @@ def train(
     name: str = "demo-grpo-deva",
     poll_s: float = 1.0,
 ) -> dict[str, Any]:
-    """Submit the job to the trainer service and follow it to the end."""
-    headers = {"Authorization": f"Bearer {DEV_API_KEY}"}
-    with httpx.Client(base_url=trainer_url, timeout=30) as c:
-        r = c.post(
-            "/v1/jobs",
-            json={"name": name, "config": config, "launch": cfg.launch},
-            headers=headers,
-        )
-        if r.status_code != 201:
-            raise RuntimeError(f"job submission refused ({r.status_code}): {r.text}")
-        job = r.json()
-        while job["status"] in ("pending", "running"):
-            time.sleep(poll_s)
-            job = c.get(f"/v1/jobs/{job['id']}").json()
-            log.info("training job %s: %s, step %s", job["id"], job["status"], job.get("step"))
-        if job["status"] != "completed":
-            tail = c.get(f"/v1/jobs/{job['id']}/logs", params={"lines": 40}).text
-            raise RuntimeError(f"training job {job['status']}: {job.get('message')}\n{tail}")
-    return job
+    """Submit the job to the trainer service through the SDK and follow it to the end."""
+    from clients import TrainerClient
+
+    with TrainerClient(trainer_url, api_key=DEV_API_KEY, timeout=60) as tc:
+        job = tc.submit(config, name=name, launch=cfg.launch)  # type: ignore[arg-type]
+        log.info("training job %s submitted (%s)", job.id, name)
+        job = tc.wait(job.id, timeout_s=24 * 3600, poll_s=poll_s)
+        if job.status != "completed":
+            tail = tc.logs(job.id, lines=40)
+            raise RuntimeError(f"training job {job.status}: {job.message}\n{tail}")
+    return job.model_dump(mode="json")
 
 
 def eval_options(cfg: DemoConfig, *, batch_size: int) -> Any:

@@ -31,19 +31,26 @@ class MetricsSink(Protocol):
 
 
 class JsonlSink:
-    """Appends one JSON object per line to ``path`` (flushed per record)."""
+    """Appends one JSON object per line to ``path`` (flushed per record).
+
+    The file is opened at the first record, so a process that never logs (a non-main DDP
+    rank) never creates it — another rank's preflight would take it for an earlier run.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh: Any = None
 
     def write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
         self._fh.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -44,7 +44,8 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
 
 
 def has_output(run_dir: Path) -> bool:
-    return (run_dir / "metrics.jsonl").exists() or bool(checkpoint_steps(run_dir))
+    metrics = run_dir / "metrics.jsonl"
+    return (metrics.is_file() and metrics.stat().st_size > 0) or bool(checkpoint_steps(run_dir))
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool, max_steps: int) -> None:

@@ -32,12 +32,18 @@ def demo(
 ) -> None:
     """Models, DiG data, services, SFT then GRPO + DEVA training, benchmarks, leaderboard."""
     import logging
+    from typing import get_args
 
+    from schemas.jobs import LaunchProfile
+    from services.cli.errors import CliError
     from services.demo import DemoConfig, format_leaderboard, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if keep_serving is None:
         keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
+    profiles = get_args(LaunchProfile)
+    if launch not in profiles:
+        raise CliError(f"--launch: unknown profile {launch!r}; choose one of {', '.join(profiles)}")
     options = {"model": model, "launch": launch, "keep_serving": keep_serving}
     if quick:
         cfg = DemoConfig.quick(workdir.resolve(), **options)

@@ -33,6 +33,7 @@ COMPLETIONS = [
 EXPECTED_F1 = [1.0, 2 / 3, 0.0, 0.0]
 LOAD_S = 8.0
 KILL_AT_S = 2.0
+KILLS = 3  # kills at most, 1.5 s apart, within LOAD_S
 
 
 def worker_pids(master: int) -> list[int]:
@@ -129,12 +130,26 @@ def test_kill_9_one_of_two_workers_loses_no_request():
         # the worker holding the most client connections (the kernel may hand most
         # connections of a shared listening socket to one worker), CPU time breaking ties:
         # 12 clients in a tight loop keep requests in flight on every connection it holds
-        victim = max(before, key=lambda pid: (open_sockets(pid), cpu_ticks(pid)))
-        os.kill(victim, signal.SIGKILL)
-        killed_at = time.monotonic() - t0
+        # requests are short, so on a loaded machine the victim may hold none in flight at
+        # the instant of the kill (idle keep-alive connections are replaced silently by httpx):
+        # kill again, up to KILLS times, until the SDK has had to retry one
+        victims: list[int] = []
+        for _ in range(KILLS):
+            workers = worker_pids(proc.pid)
+            victim = max(workers, key=lambda pid: (open_sockets(pid), cpu_ticks(pid)))
+            os.kill(victim, signal.SIGKILL)
+            victims.append(victim)
+            killed_at = time.monotonic() - t0
+            time.sleep(1.5)
+            if retry_log.retries:
+                break
         for t in threads:
             t.join(30)
+        replaced_by = time.monotonic() + 20  # a loaded machine restarts workers slowly
         after = worker_pids(proc.pid)
+        while len(after) < 2 and time.monotonic() < replaced_by:
+            time.sleep(0.2)
+            after = worker_pids(proc.pid)
         logging.getLogger("clients.base").removeHandler(retry_log)
 
     assert failures == []
@@ -142,4 +157,4 @@ def test_kill_9_one_of_two_workers_loses_no_request():
     assert retry_log.retries >= 1  # requests were in flight on the victim and were retried
     served_after = [t for t in done if t > killed_at + 0.5]
     assert len(served_after) > 10, (len(done), killed_at)
-    assert victim not in after and len(after) == 2  # the supervisor replaced it
+    assert not set(victims) & set(after) and len(after) == 2  # the supervisor replaced them
