@@ -24,7 +24,7 @@ from pydantic_settings import SettingsConfigDict
 from schemas.jobs import JobList, JobSubmit, JobView
 from services.common.app import create_service_app
 from services.common.auth import require_scope
-from services.common.params import RowId
+from services.common.params import WHOLE, RowId
 from services.common.settings import ServiceSettings
 from trainer.jobs.manager import JobManager
 
@@ -83,7 +83,9 @@ async def submit(req: JobSubmit, mgr: Manager) -> JobView:
     dependencies=[Depends(require_scope("read"))],
 )
 async def list_jobs(
-    mgr: Manager, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=2**62)
+    mgr: Manager,
+    limit: Annotated[int, Query(ge=1, le=500), WHOLE] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**62), WHOLE] = 0,
 ) -> JobList:
     jobs, total = await asyncio.to_thread(mgr.list, limit, offset)
     return JobList(jobs=jobs, total=total)
@@ -106,7 +108,10 @@ async def get_job(job_id: RowId, mgr: Manager) -> JobView:
     dependencies=[Depends(require_scope("read"))],
 )
 async def job_logs(
-    job_id: RowId, mgr: Manager, lines: int = Query(200, ge=1, le=10_000), follow: bool = False
+    job_id: RowId,
+    mgr: Manager,
+    lines: Annotated[int, Query(ge=1, le=10_000), WHOLE] = 200,
+    follow: bool = False,
 ):
     await asyncio.to_thread(_job_or_404, mgr, job_id)
     if not follow:

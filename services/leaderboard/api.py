@@ -27,6 +27,7 @@ from schemas.leaderboard import (
     TrainingJobView,
 )
 from services.common.auth import require_scope
+from services.common.params import WHOLE
 from services.leaderboard import queries, uploads
 from services.store.repository import NotFoundError, StoreError
 
@@ -38,11 +39,11 @@ router = APIRouter(
 page_router = APIRouter(include_in_schema=False)
 _bearer = HTTPBearer(auto_error=False)
 
-Limit = Annotated[int, Query(ge=1, le=10_000, description="page size (capped by max_page)")]
+Limit = Annotated[int, Query(ge=1, le=10_000, description="page size (capped by max_page)"), WHOLE]
 Cursor = Annotated[
-    int | None, Query(ge=0, le=INT32_MAX, description="next_cursor of the previous page")
+    int | None, Query(ge=0, le=INT32_MAX, description="next_cursor of the previous page"), WHOLE
 ]
-Id = Annotated[int, Path(ge=1, le=INT32_MAX)]
+Id = Annotated[int, Path(ge=1, le=INT32_MAX), WHOLE]
 Name = Annotated[str | None, Query(max_length=255, pattern=NO_NUL)]
 ERRORS = {404: {"description": "not found"}, 422: {"description": "invalid query"}}
 
@@ -153,7 +154,9 @@ def training_job_metrics(
     s: Annotated[Session, Depends(session)],
     name: Annotated[list[str] | None, Query(description="only these series")] = None,
     max_points: Annotated[
-        int | None, Query(ge=2, le=100_000, description="thin each series to this many points")
+        int | None,
+        Query(ge=2, le=100_000, description="thin each series to this many points"),
+        WHOLE,
     ] = None,
 ) -> TrainingCurves:
     with http_errors():

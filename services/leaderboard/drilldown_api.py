@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from schemas.leaderboard import INT32_MAX, NO_NUL, RewardBreakdown, RunExtrasList, SampleDetail
 from services.common.auth import require_scope
+from services.common.params import WHOLE
 from services.leaderboard import drilldown
 from services.leaderboard.api import ERRORS, Id, http_errors, session
 from services.store.repository import NotFoundError, get_run
@@ -55,7 +56,7 @@ def run_sample(
 def run_sample_image(
     run_id: Id,
     sample_id: SampleId,
-    index: Annotated[int, Path(ge=0, le=63)],
+    index: Annotated[int, Path(ge=0, le=63), WHOLE],
     s: Annotated[Session, Depends(session)],
 ) -> FileResponse:
     with http_errors():
