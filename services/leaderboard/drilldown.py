@@ -30,6 +30,7 @@ from schemas.leaderboard import (
     RunExtras,
     SampleDetail,
 )
+from services.leaderboard.queries import metric_view
 from services.store.models import Metric, Prediction, Run, TrainingJob
 from services.store.repository import NotFoundError, get_run
 
@@ -151,19 +152,7 @@ def run_extras(session: Session, run_ids: list[int]) -> list[RunExtras]:
     for m in session.scalars(
         select(Metric).where(Metric.run_id.in_(run_ids)).order_by(Metric.name)
     ):
-        metrics.setdefault(m.run_id, []).append(
-            MetricView(
-                name=m.name,
-                value=m.value,
-                higher_is_better=m.higher_is_better,
-                stderr=m.stderr,
-                ci_low=m.ci_low,
-                ci_high=m.ci_high,
-                n=m.n,
-                reward_spec=m.reward_spec,
-                reward_spec_hash=m.reward_spec_hash,
-            )
-        )
+        metrics.setdefault(m.run_id, []).append(metric_view(m))
     jobs = [
         (j.id, str((j.config or {}).get("run_dir")))
         for j in session.scalars(select(TrainingJob))

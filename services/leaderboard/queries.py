@@ -151,7 +151,8 @@ def list_runs(
     )
 
 
-def _metric_view(m: Metric) -> MetricView:
+def metric_view(m: Metric) -> MetricView:
+    """The wire view of one stored metric row."""
     return MetricView(
         name=m.name,
         value=m.value,
@@ -183,7 +184,7 @@ def run_detail(
         config=run.config or {},
         model_revision=run.model.revision,
         model_provenance=run.model.provenance or {},
-        metrics=[_metric_view(m) for m in metrics],
+        metrics=[metric_view(m) for m in metrics],
         samples=run_predictions(
             session, run_id, limit=limit, cursor=cursor, errors_only=errors_only
         ),
