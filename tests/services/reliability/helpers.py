@@ -62,6 +62,16 @@ def uvicorn_process(
         "--log-level",
         "warning",
     ]
+    with served_by(cmd, port, env) as (proc, url):
+        yield proc, url
+
+
+@contextlib.contextmanager
+def served_by(
+    cmd: list[str], port: int, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run ``cmd`` (a server on ``port``) in its own process group; yield it once /readyz is
+    200; SIGKILL the whole group on exit."""
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,8 +25,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from services.stack import free_port, wait_ready
-from tests.services.reliability.helpers import ROOT
+from services.stack import free_port
+from tests.services.reliability.helpers import served_by
 
 pytestmark = pytest.mark.slow
 
@@ -41,22 +40,9 @@ SERVE = (
 @contextlib.contextmanager
 def two_workers(drain_delay_s: float):
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE.format(port=port)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PRL_DRAIN_DELAY_S": str(drain_delay_s)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc=proc, timeout_s=120)
+    cmd = [sys.executable, "-c", SERVE.format(port=port)]
+    with served_by(cmd, port, {"PRL_DRAIN_DELAY_S": str(drain_delay_s)}) as (proc, url):
         yield proc, url
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_sigterm_to_the_supervisor_drains_both_workers_without_a_lost_connection():
