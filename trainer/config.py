@@ -323,7 +323,7 @@ class TrainConfig(Frozen):
                 f"per_device_train_batch_size × steps_per_generation ({bs} × {steps_per_gen}) "
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
-        self._check_issue6()
+        self._check_perception_terms()
         self._check_curriculum_thresholds()
         return self
 
@@ -383,8 +383,8 @@ class TrainConfig(Frozen):
                 f"choose a threshold in [{floor:g}, {rng.hi:g})"
             )
 
-    def _check_issue6(self) -> None:
-        """PGPO / curriculum / alignment combinations (issue 6)."""
+    def _check_perception_terms(self) -> None:
+        """PGPO / curriculum / alignment-mask combinations the trainer cannot run."""
         init = self.grpo.get("model_init_kwargs") or {}
         both = (self.model.attn_implementation, init.get("attn_implementation"))
         if None not in both and both[0] != both[1]:
