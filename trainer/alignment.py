@@ -45,13 +45,41 @@ class AlignmentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    send_inputs: bool = False
-    image: Literal["path", "base64"] = "path"
-    path_root: str | None = None
-    mask_from_attention: bool = False
-    mask_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    mask_keep_fraction: float | None = Field(None, gt=0.0, le=1.0)
-    mask_layers: tuple[int, ...] | None = None
+    send_inputs: bool = Field(
+        False,
+        description="attach image and query to every scored sample (the alignment "
+        "component needs them)",
+    )
+    image: Literal["path", "base64"] = Field(
+        "path",
+        description="how the image travels: 'path' relative to path_root (the embedding "
+        "service reads it under its data root) or 'base64' PNG in the request",
+    )
+    path_root: str | None = Field(
+        None,
+        description="directory image paths are made relative to; None: the task root",
+    )
+    mask_from_attention: bool = Field(
+        False,
+        description="also send a patch mask of the last image from the decoder's "
+        "completion→image attention (needs send_inputs and eager attention)",
+    )
+    mask_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="keep patches whose min–max scaled attention is at least this",
+    )
+    mask_keep_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="keep this fraction of patches with the highest attention instead of "
+        "thresholding; None: use mask_threshold",
+    )
+    mask_layers: tuple[int, ...] | None = Field(
+        None, description="decoder layers whose attention is averaged; None: all"
+    )
 
 
 def encode_png_base64(image: Any) -> str:

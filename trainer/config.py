@@ -86,14 +86,25 @@ class TinyShape(Frozen):
 class ModelSource(Frozen):
     """A checkpoint dir (``path``) or a tiny random model built into the run dir (``tiny``)."""
 
-    path: str | None = None
-    tiny: Literal["qwen2vl", "qwen25vl"] | None = None
-    seed: int = 0
+    path: str | None = Field(
+        None,
+        description="local checkpoint directory (save_pretrained layout) to train; never "
+        "looked up on the Hugging Face hub. Exactly one of path and tiny",
+    )
+    tiny: Literal["qwen2vl", "qwen25vl"] | None = Field(
+        None,
+        description="build a tiny randomly initialised Qwen2-VL / Qwen2.5-VL into "
+        "<run_dir>/base-model instead of loading one (CPU tests and demos)",
+    )
+    seed: int = Field(0, description="seed of the tiny model's random weights (tiny only)")
     shape: TinyShape = Field(TinyShape(), description="tiny model size (with ``tiny`` only)")
-    #: ``from_pretrained(attn_implementation=...)``; "eager" is needed for attention masks
     attn_implementation: (
         Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None
-    ) = None
+    ) = Field(
+        None,
+        description="passed to from_pretrained(attn_implementation=...); 'eager' is needed for "
+        "alignment.mask_from_attention; None: the transformers default",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
@@ -105,18 +116,33 @@ class ModelSource(Frozen):
 class DigGenerate(Frozen):
     """Generate DiG data into ``task.root`` when its manifest is missing."""
 
-    n: int = Field(8, ge=1)
-    renderer: str = "raster"
-    seed: int = 0
-    split: str = "mixed"
-    size: tuple[int, int] = (64, 64)
+    n: int = Field(8, ge=1, description="number of image pairs to render")
+    renderer: str = Field(
+        "raster", description="DiG renderer: 'raster' (numpy, no extras) or 'blender' (bpy)"
+    )
+    seed: int = Field(0, description="generator seed; the same seed gives the same bytes")
+    split: str = Field(
+        "mixed",
+        description="curriculum stage of every pair: single | dual | mixed, or all (thirds)",
+    )
+    size: tuple[int, int] = Field((64, 64), description="image size (width, height) in pixels")
 
 
 class TaskConfig(Frozen):
-    name: str = "dig"
-    root: str
-    split: str | None = None
-    generate: DigGenerate | None = None
+    """The training task (``prl tasks`` lists the registered ones and their options)."""
+
+    name: str = Field("dig", description="registered task name (tasks registry)")
+    root: str = Field(description="dataset directory the task reads (relative: to the cwd)")
+    split: str | None = Field(
+        None,
+        description="task split to train on; None: the task's default (all of DiG's stages). "
+        "With a curriculum each stage serves its own split instead",
+    )
+    generate: DigGenerate | None = Field(
+        None,
+        description="render DiG data into root when its manifest is missing; None: root "
+        "must already hold the data",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="task constructor options, e.g. {prompt: short, coords: norm1000} for DiG",
@@ -126,11 +152,27 @@ class TaskConfig(Frozen):
 class RewardConfig(Frozen):
     """``url``: reward service base URL or ``inprocess``; ``reward``: preset name or spec."""
 
-    url: str = "inprocess"
-    reward: str | dict[str, Any] = "dig"
-    api_key: str | None = "prl-dev-key"
-    timeout_s: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0)
+    url: str = Field(
+        "inprocess",
+        description="reward service base URL (http(s)://host:port), or 'inprocess' for the "
+        "same app called over the ASGI transport in this process",
+    )
+    reward: str | dict[str, Any] = Field(
+        "dig",
+        description="preset name (GET /v1/rewards, prl rewards) or a spec "
+        "{components: [...], aggregate: {...}}; docs/rewards.md",
+    )
+    api_key: str | None = Field(
+        "prl-dev-key",
+        description="bearer key sent to the reward service (the dev profile's key by default); "
+        "None: no Authorization header",
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, description="seconds one scoring request may take before it is retried"
+    )
+    retries: int = Field(
+        3, ge=0, description="retries of a failed scoring request (backoff, Retry-After)"
+    )
 
     @field_validator("url")
     @classmethod
@@ -145,7 +187,7 @@ class DiversityConfig(Frozen):
     the three choices where the implementation may depart from the paper's printed loss
     (trainer/objectives/diversity.py states the equations)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="add DEVA's diversity loss λ_div·L_div")
     lambda_div: float = Field(0.1, ge=0.0, description="weight λ_div of L_div in the loss")
     gamma: float = Field(
         1.0, gt=0.0, le=1.0, description="γ in log r_t = log π_ref + exp(log π_ref(⊤)/γ)"
@@ -174,13 +216,23 @@ class DiversityConfig(Frozen):
 class EntropyRegConfig(Frozen):
     """DEVA L_reg (global entropy regulariser, replaces KL): coefficient λ_reg."""
 
-    enabled: bool = False
-    lambda_reg: float = Field(0.1, ge=0.0)
+    enabled: bool = Field(
+        False,
+        description="add DEVA's global entropy regulariser λ_reg·L_reg; it replaces the "
+        "token-level KL, so grpo.beta must be 0",
+    )
+    lambda_reg: float = Field(0.1, ge=0.0, description="weight λ_reg of L_reg in the loss")
 
 
 class DevaConfig(Frozen):
-    diversity: DiversityConfig = DiversityConfig()
-    entropy_reg: EntropyRegConfig = EntropyRegConfig()
+    """DEVA's two loss terms on top of the policy loss (docs/training.md has the equations)."""
+
+    diversity: DiversityConfig = Field(
+        DiversityConfig(), description="GFlowNet diversity loss L_div (off by default)"
+    )
+    entropy_reg: EntropyRegConfig = Field(
+        EntropyRegConfig(), description="global entropy regulariser L_reg (off by default)"
+    )
 
     def terms(self) -> DevaTerms:
         d, e = self.diversity, self.entropy_reg
@@ -203,13 +255,24 @@ class DpoConfig(Frozen):
     model samples ``generations`` completions per task row and the reward service ranks them.
     """
 
-    rollouts: str | None = None
-    generations: int = Field(4, ge=2)
-    max_new_tokens: int = Field(16, ge=1)
-    temperature: float = Field(1.0, gt=0.0)
+    rollouts: str | None = Field(
+        None,
+        description="JSONL of scored rollout groups to build pairs from; None: sample them "
+        "from the model and score them with the reward service",
+    )
+    generations: int = Field(4, ge=2, description="completions sampled per task row")
+    max_new_tokens: int = Field(16, ge=1, description="token budget of each sampled completion")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the rollouts")
     max_rows: int | None = Field(None, ge=1, description="task rows to sample; None = all")
-    min_margin: float = Field(0.0, ge=0.0)
-    run: DPORunConfig = DPORunConfig()
+    min_margin: float = Field(
+        0.0,
+        ge=0.0,
+        description="a group makes a pair only when best − worst reward exceeds this "
+        "(0: skip exactly the tied, zero-variance groups)",
+    )
+    run: DPORunConfig = Field(
+        DPORunConfig(), description="trl.DPOTrainer settings and what is trained"
+    )
 
 
 class SftConfig(Frozen):
@@ -236,8 +299,14 @@ class SftConfig(Frozen):
 
 
 class CheckpointConfig(Frozen):
-    every_steps: int = Field(50, ge=1)
-    keep: int | None = Field(None, ge=1)
+    """When checkpoints are written into ``<run_dir>/checkpoints/`` (resume reads the last)."""
+
+    every_steps: int = Field(
+        50, ge=1, description="save a checkpoint every this many optimizer steps (save_steps)"
+    )
+    keep: int | None = Field(
+        None, ge=1, description="newest checkpoints kept (save_total_limit); None: all"
+    )
 
 
 @cache
@@ -257,29 +326,65 @@ def sft_field_names() -> frozenset[str]:
 class TrainConfig(Frozen):
     """One training run; see the module docstring."""
 
-    run_dir: str
-    model: ModelSource
-    task: TaskConfig
-    reward: RewardConfig = RewardConfig()
-    loss_type: LossType = "dapo"
-    max_steps: int = Field(ge=1)
-    seed: int = 0
-    deva: DevaConfig = DevaConfig()
-    pgpo: PGPOConfig = PGPOConfig()
-    curriculum: CurriculumConfig | None = None
-    alignment: AlignmentConfig = AlignmentConfig()
-    train_vision_tower: bool | None = None
-    train_projector: bool | None = None
-    method: Literal["grpo", "sft", "dpo"] = "grpo"
+    run_dir: str = Field(
+        description="output directory: config.yaml, checkpoints/, final/, metrics.jsonl "
+        "(TRL's output_dir; relative paths resolve against the cwd)"
+    )
+    model: ModelSource = Field(description="the policy: a checkpoint dir or a tiny random model")
+    task: TaskConfig = Field(description="the task and dataset the prompts come from")
+    reward: RewardConfig = Field(
+        RewardConfig(), description="where rewards come from and which preset or spec"
+    )
+    loss_type: LossType = Field(
+        "dapo",
+        description="policy loss: grpo (per-sequence token mean), bnpo (local token mean), "
+        "dr_grpo (Σ / (B·L_max)), dapo (tokens of the generation batch, clip-higher), gspo "
+        "(sequence-level ratio); TRL's loss_type, docs/training.md",
+    )
+    max_steps: int = Field(ge=1, description="optimizer steps to train (TRL's max_steps)")
+    seed: int = Field(0, description="seed of TRL/transformers (sampling, data order, init)")
+    deva: DevaConfig = Field(DevaConfig(), description="DEVA's diversity and entropy terms")
+    pgpo: PGPOConfig = Field(
+        PGPOConfig(), description="PGPO visual-dependency token weighting of the advantages"
+    )
+    curriculum: CurriculumConfig | None = Field(
+        None,
+        description="DiG curriculum: stages served one after another (single → dual → "
+        "mixed); None: train on task.split throughout",
+    )
+    alignment: AlignmentConfig = Field(
+        AlignmentConfig(),
+        description="inputs sent with each sample for DEVA's alignment reward (image, query, "
+        "attention patch mask)",
+    )
+    train_vision_tower: bool | None = Field(
+        None,
+        description="PIVOT switch: train (true) or freeze (false) the vision tower; None: "
+        "leave it as loaded",
+    )
+    train_projector: bool | None = Field(
+        None,
+        description="PIVOT switch: train (true) or freeze (false) the vision→text projector "
+        "(merger); None: leave it as loaded",
+    )
+    method: Literal["grpo", "sft", "dpo"] = Field(
+        "grpo",
+        description="grpo: GRPO with DEVA/PGPO terms; sft: supervised fine-tuning on gold "
+        "completions; dpo: PIVOT preference training on reward-ranked rollouts",
+    )
     init_from: str | None = Field(
         None,
         description="start from this trained checkpoint (a dir with config.json, or a run dir "
         "whose final/ holds one); the model section then only names the base",
     )
-    sft: SftConfig = SftConfig()
-    dpo: DpoConfig = DpoConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
-    grpo: dict[str, Any] = Field(default_factory=dict)
+    sft: SftConfig = Field(SftConfig(), description="settings of method: sft")
+    dpo: DpoConfig = Field(DpoConfig(), description="settings of method: dpo")
+    checkpoint: CheckpointConfig = Field(CheckpointConfig(), description="checkpoint cadence")
+    grpo: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other trl.GRPOConfig field (beta, num_generations, learning_rate, "
+        "use_vllm, ...), passed through; fields this config owns are refused with their name",
+    )
 
     @field_validator("grpo")
     @classmethod

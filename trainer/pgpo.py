@@ -459,12 +459,28 @@ class PGPOConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    enabled: bool = False
+    enabled: bool = Field(
+        False,
+        description="weight each token's advantage by its visual dependency (one with-image "
+        "and one no-image no-grad forward per generation batch)",
+    )
     threshold: float = Field(0.5, ge=0.0, description="KL value (absolute) or quantile in [0, 1]")
-    threshold_mode: ThresholdMode = "quantile"
-    strength: float = Field(1.0, ge=0.0)
-    w_min: float = Field(0.5, ge=0.0, le=1.0)
-    w_max: float = Field(2.0, ge=1.0)
+    threshold_mode: ThresholdMode = Field(
+        "quantile",
+        description="how threshold reads: 'quantile' of each sequence's dependencies or an "
+        "'absolute' KL value (nats); tokens above it are gated (amplified)",
+    )
+    strength: float = Field(
+        1.0,
+        ge=0.0,
+        description="α: a gated token's raw weight is 1 + α·d_t/mean(d); 0 gives plain GRPO",
+    )
+    w_min: float = Field(
+        0.5, ge=0.0, le=1.0, description="lower bound of a token weight (mass is conserved)"
+    )
+    w_max: float = Field(
+        2.0, ge=1.0, description="upper bound of a token weight (mass is conserved)"
+    )
     chunk_size: int | None = Field(None, ge=1, description="rows per no-grad forward; None = all")
 
 

@@ -38,8 +38,11 @@ class StoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PRL_", extra="ignore", frozen=True)
 
-    database_url: str = Field(default_factory=default_database_url)
-    echo_sql: bool = False
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL (default: the SQLite file .prl/store.db under the cwd)",
+    )
+    echo_sql: bool = Field(default=False, description="log every SQL statement (debugging)")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
