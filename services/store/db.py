@@ -1,7 +1,7 @@
 """Engine and session factory, and the Alembic entry points used by ``prl db`` and services.
 
 The database is ``PRL_DATABASE_URL``; unset, it is the SQLite file ``.prl/store.db`` under
-the working directory (the embedded default of DESIGN.md "Storage"). SQLite connections get
+the working directory (the embedded default; docs/design.md, "Storage"). SQLite connections get
 foreign keys on, WAL journaling and a busy timeout so a runner and the leaderboard can share
 one file.
 """
