@@ -117,3 +117,51 @@ def test_cited_docs_and_sections_exist() -> None:
                 elif m.group(2) and m.group(2) not in _headings(doc):
                     missing.append(f"{where}: {doc.name} has no section {m.group(2)!r}")
     assert missing == []
+
+
+LAYER_PACKAGES = ("schemas", "clients", "tasks", "services", "trainer", "benchmarks")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Top-level package → the other top-level packages it imports (function-level included)."""
+    import ast
+
+    graph: dict[str, set[str]] = {p: set() for p in LAYER_PACKAGES}
+    for top in LAYER_PACKAGES:
+        for path in (ROOT / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    target = name.split(".")[0]
+                    if target in graph and target != top:
+                        graph[top].add(target)
+    return graph
+
+
+def layering_table() -> dict[str, set[str]]:
+    """The "imports today" table of docs/design.md: row package → the columns marked ✓."""
+    lines = (ROOT / "docs" / "design.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| from \\ to |"))
+    cols = [c.strip().strip("`") for c in lines[start].strip("|").split("|")[1:]]
+    table: dict[str, set[str]] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        table[cells[0].strip("`")] = {c for c, v in zip(cols, cells[1:], strict=True) if v == "✓"}
+    return table
+
+
+def test_the_layering_table_in_the_design_doc_is_what_the_code_imports() -> None:
+    """docs/design.md states today's imports between top-level packages; keep it true."""
+    got = import_graph()
+    documented = layering_table()
+    assert set(documented) == set(LAYER_PACKAGES)
+    assert {k: sorted(v) for k, v in documented.items()} == {
+        k: sorted(v & set(documented)) for k, v in got.items()
+    }
