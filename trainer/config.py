@@ -225,7 +225,7 @@ class EntropyRegConfig(Frozen):
 
 
 class DevaConfig(Frozen):
-    """DEVA's two loss terms on top of the policy loss (docs/training.md has the equations)."""
+    """DEVA's two loss terms on top of the policy loss (equations: trainer/objectives/)."""
 
     diversity: DiversityConfig = Field(
         DiversityConfig(), description="GFlowNet diversity loss L_div (off by default)"
@@ -339,7 +339,7 @@ class TrainConfig(Frozen):
         "dapo",
         description="policy loss: grpo (per-sequence token mean), bnpo (local token mean), "
         "dr_grpo (Σ / (B·L_max)), dapo (tokens of the generation batch, clip-higher), gspo "
-        "(sequence-level ratio); TRL's loss_type, docs/training.md",
+        "(sequence-level ratio); TRL's loss_type, trainer/objectives/policy.py",
     )
     max_steps: int = Field(ge=1, description="optimizer steps to train (TRL's max_steps)")
     seed: int = Field(0, description="seed of TRL/transformers (sampling, data order, init)")
