@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from services.common.app import ReadyCheck, create_service_app
+from services.common.errors import error_response
 from services.common.openapi import name_choices
 from services.reward.api import router
 from services.reward.limits import LimitExceeded
@@ -45,13 +46,6 @@ def ready_checks(settings: RewardSettings) -> dict[str, ReadyCheck]:
         if components.get(name).ready is not None:  # unknown name → "did you mean"
             checks[f"component:{name}"] = _component_check(name)
     return checks
-
-
-def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
-    rid = request.scope.get("state", {}).get("request_id", "")
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": rid}}, status_code=status
-    )
 
 
 def _registered_names(schema: dict) -> None:
@@ -90,10 +84,10 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
 
     @app.exception_handler(SpecError)
     async def _spec(request: Request, exc: SpecError) -> JSONResponse:
-        return _error(request, 422, "invalid_reward", str(exc))
+        return error_response(request, 422, "invalid_reward", str(exc))
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONResponse:
-        return _error(request, 413, "limit_exceeded", str(exc))
+        return error_response(request, 413, "limit_exceeded", str(exc))
 
     return app
