@@ -1,10 +1,10 @@
 """``create_app``: the reward service (uvicorn factory, ``prl serve reward``).
 
-Readiness (``/readyz``) runs every check of :data:`READY_CHECKS` plus, for each component
-named in ``PRL_REWARD_READY_COMPONENTS`` that declares ``ready(context)`` (e.g. DEVA
-``alignment`` checking the embedding service), a check named ``component:<name>``. Opt-in, so
-that a deployment without an embedding service is still ready for every other reward. Other
-modules may add entries to :data:`READY_CHECKS` before the app is created.
+Readiness (``/readyz``): the scoring library is in-process, so the service itself is ready
+once started; for each component named in ``PRL_REWARD_READY_COMPONENTS`` that declares
+``ready(context)`` (e.g. DEVA ``alignment`` checking the embedding service) it also runs a
+check named ``component:<name>``. Opt-in, so that a deployment without an embedding service
+is still ready for every other reward.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from services.reward.scoring.base import advantages, aggregators, presets
 from services.reward.scoring.spec import SpecError
 from services.reward.settings import RewardSettings
 
-READY_CHECKS: dict[str, ReadyCheck] = {}
-"""Extra ``/readyz`` checks: name → ``async (app) -> None | reason``."""
-
 
 def _component_check(name: str) -> ReadyCheck:
     async def check(app: FastAPI) -> str | None:
@@ -40,8 +37,8 @@ def _component_check(name: str) -> ReadyCheck:
 
 
 def ready_checks(settings: RewardSettings) -> dict[str, ReadyCheck]:
-    """:data:`READY_CHECKS` plus the dependency checks of ``settings.ready_components``."""
-    checks = dict(READY_CHECKS)
+    """The dependency checks of ``settings.ready_components`` (name → check)."""
+    checks: dict[str, ReadyCheck] = {}
     for name in settings.ready_components:
         if components.get(name).ready is not None:  # unknown name → "did you mean"
             checks[f"component:{name}"] = _component_check(name)
