@@ -84,14 +84,25 @@ class TinyShape(Frozen):
 class ModelSource(Frozen):
     """A checkpoint dir (``path``) or a tiny random model built into the run dir (``tiny``)."""
 
-    path: str | None = None
-    tiny: Literal["qwen2vl", "qwen25vl"] | None = None
-    seed: int = 0
+    path: str | None = Field(
+        None,
+        description="local checkpoint directory (save_pretrained layout) to train; never "
+        "looked up on the Hugging Face hub. Exactly one of path and tiny",
+    )
+    tiny: Literal["qwen2vl", "qwen25vl"] | None = Field(
+        None,
+        description="build a tiny randomly initialised Qwen2-VL / Qwen2.5-VL into "
+        "<run_dir>/base-model instead of loading one (CPU tests and demos)",
+    )
+    seed: int = Field(0, description="seed of the tiny model's random weights (tiny only)")
     shape: TinyShape = Field(TinyShape(), description="tiny model size (with ``tiny`` only)")
-    #: ``from_pretrained(attn_implementation=...)``; "eager" is needed for attention masks
     attn_implementation: (
         Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None
-    ) = None
+    ) = Field(
+        None,
+        description="passed to from_pretrained(attn_implementation=...); 'eager' is needed for "
+        "alignment.mask_from_attention; None: the transformers default",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
@@ -103,18 +114,33 @@ class ModelSource(Frozen):
 class DigGenerate(Frozen):
     """Generate DiG data into ``task.root`` when its manifest is missing."""
 
-    n: int = Field(8, ge=1)
-    renderer: str = "raster"
-    seed: int = 0
-    split: str = "mixed"
-    size: tuple[int, int] = (64, 64)
+    n: int = Field(8, ge=1, description="number of image pairs to render")
+    renderer: str = Field(
+        "raster", description="DiG renderer: 'raster' (numpy, no extras) or 'blender' (bpy)"
+    )
+    seed: int = Field(0, description="generator seed; the same seed gives the same bytes")
+    split: str = Field(
+        "mixed",
+        description="curriculum stage of every pair: single | dual | mixed, or all (thirds)",
+    )
+    size: tuple[int, int] = Field((64, 64), description="image size (width, height) in pixels")
 
 
 class TaskConfig(Frozen):
-    name: str = "dig"
-    root: str
-    split: str | None = None
-    generate: DigGenerate | None = None
+    """The training task (``prl tasks`` lists the registered ones and their options)."""
+
+    name: str = Field("dig", description="registered task name (tasks registry)")
+    root: str = Field(description="dataset directory the task reads (relative: to the cwd)")
+    split: str | None = Field(
+        None,
+        description="task split to train on; None: the task's default (all of DiG's stages). "
+        "With a curriculum each stage serves its own split instead",
+    )
+    generate: DigGenerate | None = Field(
+        None,
+        description="render DiG data into root when its manifest is missing; None: root "
+        "must already hold the data",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="task constructor options, e.g. {prompt: short, coords: norm1000} for DiG",
@@ -124,11 +150,27 @@ class TaskConfig(Frozen):
 class RewardConfig(Frozen):
     """``url``: reward service base URL or ``inprocess``; ``reward``: preset name or spec."""
 
-    url: str = "inprocess"
-    reward: str | dict[str, Any] = "dig"
-    api_key: str | None = "prl-dev-key"
-    timeout_s: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0)
+    url: str = Field(
+        "inprocess",
+        description="reward service base URL (http(s)://host:port), or 'inprocess' for the "
+        "same app called over the ASGI transport in this process",
+    )
+    reward: str | dict[str, Any] = Field(
+        "dig",
+        description="preset name (GET /v1/rewards, prl rewards) or a spec "
+        "{components: [...], aggregate: {...}}; docs/rewards.md",
+    )
+    api_key: str | None = Field(
+        "prl-dev-key",
+        description="bearer key sent to the reward service (the dev profile's key by default); "
+        "None: no Authorization header",
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, description="seconds one scoring request may take before it is retried"
+    )
+    retries: int = Field(
+        3, ge=0, description="retries of a failed scoring request (backoff, Retry-After)"
+    )
 
     @field_validator("url")
     @classmethod
@@ -143,7 +185,7 @@ class DiversityConfig(Frozen):
     the three choices where the implementation may depart from the paper's printed loss
     (trainer/objectives/diversity.py states the equations)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="add DEVA's diversity loss λ_div·L_div")
     lambda_div: float = Field(0.1, ge=0.0, description="weight λ_div of L_div in the loss")
     gamma: float = Field(
         1.0, gt=0.0, le=1.0, description="γ in log r_t = log π_ref + exp(log π_ref(⊤)/γ)"
@@ -172,16 +214,25 @@ class DiversityConfig(Frozen):
 class EntropyRegConfig(Frozen):
     """DEVA L_reg (global entropy regulariser, replaces KL): coefficient λ_reg."""
 
-    enabled: bool = False
-    lambda_reg: float = Field(0.1, ge=0.0)
+    enabled: bool = Field(
+        False,
+        description="add DEVA's global entropy regulariser λ_reg·L_reg; it replaces the "
+        "token-level KL, so grpo.beta must be 0",
+    )
+    lambda_reg: float = Field(0.1, ge=0.0, description="weight λ_reg of L_reg in the loss")
 
 
 class DevaConfig(Frozen):
-    """DEVA's two loss terms, defined once: the run config's ``deva`` section is what
-    :class:`trainer.grpo.DevaGRPOTrainer` reads (no torch needed to validate it)."""
+    """DEVA's two loss terms on top of the policy loss (equations: trainer/objectives/),
+    defined once: :class:`trainer.grpo.DevaGRPOTrainer` reads this section itself, and
+    validating it needs no torch."""
 
-    diversity: DiversityConfig = DiversityConfig()
-    entropy_reg: EntropyRegConfig = EntropyRegConfig()
+    diversity: DiversityConfig = Field(
+        DiversityConfig(), description="GFlowNet diversity loss L_div (off by default)"
+    )
+    entropy_reg: EntropyRegConfig = Field(
+        EntropyRegConfig(), description="global entropy regulariser L_reg (off by default)"
+    )
 
     @property
     def needs_reference(self) -> bool:
@@ -198,12 +249,28 @@ class PGPOConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    enabled: bool = False
+    enabled: bool = Field(
+        False,
+        description="weight each token's advantage by its visual dependency (one with-image "
+        "and one no-image no-grad forward per generation batch)",
+    )
     threshold: float = Field(0.5, ge=0.0, description="KL value (absolute) or quantile in [0, 1]")
-    threshold_mode: ThresholdMode = "quantile"
-    strength: float = Field(1.0, ge=0.0)
-    w_min: float = Field(0.5, ge=0.0, le=1.0)
-    w_max: float = Field(2.0, ge=1.0)
+    threshold_mode: ThresholdMode = Field(
+        "quantile",
+        description="how threshold reads: 'quantile' of each sequence's dependencies or an "
+        "'absolute' KL value (nats); tokens above it are gated (amplified)",
+    )
+    strength: float = Field(
+        1.0,
+        ge=0.0,
+        description="α: a gated token's raw weight is 1 + α·d_t/mean(d); 0 gives plain GRPO",
+    )
+    w_min: float = Field(
+        0.5, ge=0.0, le=1.0, description="lower bound of a token weight (mass is conserved)"
+    )
+    w_max: float = Field(
+        2.0, ge=1.0, description="upper bound of a token weight (mass is conserved)"
+    )
     chunk_size: int | None = Field(None, ge=1, description="rows per no-grad forward; None = all")
 
 
@@ -221,13 +288,41 @@ class AlignmentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    send_inputs: bool = False
-    image: Literal["path", "base64"] = "path"
-    path_root: str | None = None
-    mask_from_attention: bool = False
-    mask_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    mask_keep_fraction: float | None = Field(None, gt=0.0, le=1.0)
-    mask_layers: tuple[int, ...] | None = None
+    send_inputs: bool = Field(
+        False,
+        description="attach image and query to every scored sample (the alignment "
+        "component needs them)",
+    )
+    image: Literal["path", "base64"] = Field(
+        "path",
+        description="how the image travels: 'path' relative to path_root (the embedding "
+        "service reads it under its data root) or 'base64' PNG in the request",
+    )
+    path_root: str | None = Field(
+        None,
+        description="directory image paths are made relative to; None: the task root",
+    )
+    mask_from_attention: bool = Field(
+        False,
+        description="also send a patch mask of the last image from the decoder's "
+        "completion→image attention (needs send_inputs and eager attention)",
+    )
+    mask_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="keep patches whose min–max scaled attention is at least this",
+    )
+    mask_keep_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="keep this fraction of patches with the highest attention instead of "
+        "thresholding; None: use mask_threshold",
+    )
+    mask_layers: tuple[int, ...] | None = Field(
+        None, description="decoder layers whose attention is averaged; None: all"
+    )
 
 
 class DpoConfig(Frozen):
@@ -237,13 +332,24 @@ class DpoConfig(Frozen):
     model samples ``generations`` completions per task row and the reward service ranks them.
     """
 
-    rollouts: str | None = None
-    generations: int = Field(4, ge=2)
-    max_new_tokens: int = Field(16, ge=1)
-    temperature: float = Field(1.0, gt=0.0)
+    rollouts: str | None = Field(
+        None,
+        description="JSONL of scored rollout groups to build pairs from; None: sample them "
+        "from the model and score them with the reward service",
+    )
+    generations: int = Field(4, ge=2, description="completions sampled per task row")
+    max_new_tokens: int = Field(16, ge=1, description="token budget of each sampled completion")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the rollouts")
     max_rows: int | None = Field(None, ge=1, description="task rows to sample; None = all")
-    min_margin: float = Field(0.0, ge=0.0)
-    run: DPORunConfig = DPORunConfig()
+    min_margin: float = Field(
+        0.0,
+        ge=0.0,
+        description="a group makes a pair only when best − worst reward exceeds this "
+        "(0: skip exactly the tied, zero-variance groups)",
+    )
+    run: DPORunConfig = Field(
+        DPORunConfig(), description="trl.DPOTrainer settings and what is trained"
+    )
 
 
 class SftConfig(Frozen):
@@ -270,8 +376,14 @@ class SftConfig(Frozen):
 
 
 class CheckpointConfig(Frozen):
-    every_steps: int = Field(50, ge=1)
-    keep: int | None = Field(None, ge=1)
+    """When checkpoints are written into ``<run_dir>/checkpoints/`` (resume reads the last)."""
+
+    every_steps: int = Field(
+        50, ge=1, description="save a checkpoint every this many optimizer steps (save_steps)"
+    )
+    keep: int | None = Field(
+        None, ge=1, description="newest checkpoints kept (save_total_limit); None: all"
+    )
 
 
 TRL_FIELDS_FILE = Path(__file__).with_name("trl_fields.json")
@@ -314,29 +426,65 @@ def sft_field_names() -> frozenset[str]:
 class TrainConfig(Frozen):
     """One training run; see the module docstring."""
 
-    run_dir: str
-    model: ModelSource
-    task: TaskConfig
-    reward: RewardConfig = RewardConfig()
-    loss_type: LossType = "dapo"
-    max_steps: int = Field(ge=1)
-    seed: int = 0
-    deva: DevaConfig = DevaConfig()
-    pgpo: PGPOConfig = PGPOConfig()
-    curriculum: CurriculumConfig | None = None
-    alignment: AlignmentConfig = AlignmentConfig()
-    train_vision_tower: bool | None = None
-    train_projector: bool | None = None
-    method: Literal["grpo", "sft", "dpo"] = "grpo"
+    run_dir: str = Field(
+        description="output directory: config.yaml, checkpoints/, final/, metrics.jsonl "
+        "(TRL's output_dir; relative paths resolve against the cwd)"
+    )
+    model: ModelSource = Field(description="the policy: a checkpoint dir or a tiny random model")
+    task: TaskConfig = Field(description="the task and dataset the prompts come from")
+    reward: RewardConfig = Field(
+        RewardConfig(), description="where rewards come from and which preset or spec"
+    )
+    loss_type: LossType = Field(
+        "dapo",
+        description="policy loss: grpo (per-sequence token mean), bnpo (local token mean), "
+        "dr_grpo (Σ / (B·L_max)), dapo (tokens of the generation batch, clip-higher), gspo "
+        "(sequence-level ratio); TRL's loss_type, trainer/objectives/policy.py",
+    )
+    max_steps: int = Field(ge=1, description="optimizer steps to train (TRL's max_steps)")
+    seed: int = Field(0, description="seed of TRL/transformers (sampling, data order, init)")
+    deva: DevaConfig = Field(DevaConfig(), description="DEVA's diversity and entropy terms")
+    pgpo: PGPOConfig = Field(
+        PGPOConfig(), description="PGPO visual-dependency token weighting of the advantages"
+    )
+    curriculum: CurriculumConfig | None = Field(
+        None,
+        description="DiG curriculum: stages served one after another (single → dual → "
+        "mixed); None: train on task.split throughout",
+    )
+    alignment: AlignmentConfig = Field(
+        AlignmentConfig(),
+        description="inputs sent with each sample for DEVA's alignment reward (image, query, "
+        "attention patch mask)",
+    )
+    train_vision_tower: bool | None = Field(
+        None,
+        description="PIVOT switch: train (true) or freeze (false) the vision tower; None: "
+        "leave it as loaded",
+    )
+    train_projector: bool | None = Field(
+        None,
+        description="PIVOT switch: train (true) or freeze (false) the vision→text projector "
+        "(merger); None: leave it as loaded",
+    )
+    method: Literal["grpo", "sft", "dpo"] = Field(
+        "grpo",
+        description="grpo: GRPO with DEVA/PGPO terms; sft: supervised fine-tuning on gold "
+        "completions; dpo: PIVOT preference training on reward-ranked rollouts",
+    )
     init_from: str | None = Field(
         None,
         description="start from this trained checkpoint (a dir with config.json, or a run dir "
         "whose final/ holds one); the model section then only names the base",
     )
-    sft: SftConfig = SftConfig()
-    dpo: DpoConfig = DpoConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
-    grpo: dict[str, Any] = Field(default_factory=dict)
+    sft: SftConfig = Field(SftConfig(), description="settings of method: sft")
+    dpo: DpoConfig = Field(DpoConfig(), description="settings of method: dpo")
+    checkpoint: CheckpointConfig = Field(CheckpointConfig(), description="checkpoint cadence")
+    grpo: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other trl.GRPOConfig field (beta, num_generations, learning_rate, "
+        "use_vllm, ...), passed through; fields this config owns are refused with their name",
+    )
 
     @field_validator("grpo")
     @classmethod
@@ -380,7 +528,7 @@ class TrainConfig(Frozen):
                 f"per_device_train_batch_size × steps_per_generation ({bs} × {steps_per_gen}) "
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
-        self._check_issue6()
+        self._check_perception_terms()
         self._check_curriculum_thresholds()
         return self
 
@@ -440,8 +588,8 @@ class TrainConfig(Frozen):
                 f"choose a threshold in [{floor:g}, {rng.hi:g})"
             )
 
-    def _check_issue6(self) -> None:
-        """PGPO / curriculum / alignment combinations (issue 6)."""
+    def _check_perception_terms(self) -> None:
+        """PGPO / curriculum / alignment-mask combinations the trainer cannot run."""
         init = self.grpo.get("model_init_kwargs") or {}
         both = (self.model.attn_implementation, init.get("attn_implementation"))
         if None not in both and both[0] != both[1]:

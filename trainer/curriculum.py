@@ -62,7 +62,9 @@ class StageSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
+    name: str = Field(
+        description="stage name, also the task split it serves (DiG: single, dual, mixed)"
+    )
     max_steps: int | None = Field(None, ge=1, description="step budget; None = no budget")
     reward_threshold: float | None = Field(
         None,
@@ -84,10 +86,14 @@ class CurriculumConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stages: tuple[StageSpec, ...] = (
-        StageSpec(name="single", max_steps=200, reward_threshold=0.7, min_steps=20),
-        StageSpec(name="dual", max_steps=300, reward_threshold=0.6, min_steps=20),
-        StageSpec(name="mixed"),
+    stages: tuple[StageSpec, ...] = Field(
+        (
+            StageSpec(name="single", max_steps=200, reward_threshold=0.7, min_steps=20),
+            StageSpec(name="dual", max_steps=300, reward_threshold=0.6, min_steps=20),
+            StageSpec(name="mixed"),
+        ),
+        description="stages in order; a stage ends at its step budget or reward threshold, "
+        "whichever comes first, and the last one runs to the end of training",
     )
     window: int = Field(32, ge=1, description="rewards in the running mean")
     threshold_units: ThresholdUnits = Field(

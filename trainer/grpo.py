@@ -20,7 +20,7 @@ which costs one (B, T, H) gather and a dot product. Gradients reach θ through b
 kernel's log π(o_t | ·) and h. The reference model (no grad) is evaluated the same way, once
 per generation batch. Models with logit soft-capping or logit scaling are rejected.
 
-Perception terms (issue 6), both once per generation batch and without gradient:
+Perception terms, both once per generation batch and without gradient:
 
 * **PGPO** (``pgpo.enabled``): after generation and scoring, the visual dependency
   d_t = KL(π(·|I, q, o_<t) ‖ π(·|q, o_<t)) from one with-image and one no-image forward

@@ -155,7 +155,7 @@ def test_json_config_with_overrides(tmp_path: Path) -> None:
         ({"method": "ppo"}, "method"),
     ],
 )
-def test_issue6_combinations_rejected(over: dict[str, Any], message: str) -> None:
+def test_perception_term_combinations_rejected(over: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TrainConfig.model_validate(_cfg(**over))
 

@@ -1,5 +1,5 @@
 """Named reward specs (``GET /v1/rewards``), each saying what it reproduces and which peer
-bug it deliberately does not (research/B_rewards.md).
+bug it deliberately does not (docs/rewards.md, "Presets").
 
 Frames are per sample, not per preset: Visual-RFT and Qwen2-VL answers are ``norm1000``,
 VLM-R1 / Qwen2.5-VL answers ``input`` (resized-input pixels).
@@ -188,7 +188,7 @@ _add(
     "dig",
     _spec("format", "f1", "miou"),
     "DiG (CVPR 2026): format + F1 + mean IoU after Hungarian matching, unweighted sum ∈ [0, 3]. "
-    "No public code; follows the paper text and DESIGN.md's matching definition.",
+    "No public code; follows the paper text, with the matching of the f1 and miou components.",
 )
 _add(
     "deva_detection",
