@@ -73,9 +73,8 @@ def _trainers(
 ) -> dict[str, Any]:
     from trl import GRPOConfig, GRPOTrainer
 
-    from trainer.alignment import AlignmentConfig
-    from trainer.grpo import DevaGRPOTrainer, DevaTerms
-    from trainer.pgpo import PGPOConfig
+    from trainer.config import AlignmentConfig, DevaConfig, PGPOConfig
+    from trainer.grpo import DevaGRPOTrainer
 
     def make_args(beta: float) -> Any:
         return GRPOConfig(
@@ -96,7 +95,12 @@ def _trainers(
     args = make_args(0.0)
     ds = _dataset(4)
     common = {"model": str(model_dir), "reward_funcs": [_reward], "args": args, "train_dataset": ds}
-    deva = DevaTerms(diversity=True, lambda_div=0.1, gamma=0.5, entropy_reg=True, lambda_reg=0.1)
+    deva = DevaConfig.model_validate(
+        {
+            "diversity": {"enabled": True, "lambda_div": 0.1, "gamma": 0.5},
+            "entropy_reg": {"enabled": True, "lambda_reg": 0.1},
+        }
+    )
     kl_args = make_args(0.04)
     eager_args = make_args(0.0)
     eager_args.model_init_kwargs = {"attn_implementation": "eager"}

@@ -24,62 +24,10 @@ import base64
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-
-
-class AlignmentConfig(BaseModel):
-    """Run-config section ``alignment`` (DEVA alignment reward inputs).
-
-    ``send_inputs``: attach ``image`` + ``query`` to every scored sample (needed by the
-    ``alignment`` component; use a spec with it, e.g. format + f1 + miou + alignment with
-    ``aggregate: harmonic``). ``image``: ``path`` (relative to ``path_root``, default the
-    task root — start the embedding service with ``PRL_EMBEDDING_DATA_ROOT`` there) or
-    ``base64``. ``mask_from_attention``: also send the decoder-attention patch mask
-    (``mask_threshold`` on min–max scaled scores, or keep the top ``mask_keep_fraction``
-    patches; ``mask_layers``: decoder layers averaged, None = all).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    send_inputs: bool = Field(
-        False,
-        description="attach image and query to every scored sample (the alignment "
-        "component needs them)",
-    )
-    image: Literal["path", "base64"] = Field(
-        "path",
-        description="how the image travels: 'path' relative to path_root (the embedding "
-        "service reads it under its data root) or 'base64' PNG in the request",
-    )
-    path_root: str | None = Field(
-        None,
-        description="directory image paths are made relative to; None: the task root",
-    )
-    mask_from_attention: bool = Field(
-        False,
-        description="also send a patch mask of the last image from the decoder's "
-        "completion→image attention (needs send_inputs and eager attention)",
-    )
-    mask_threshold: float = Field(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        description="keep patches whose min–max scaled attention is at least this",
-    )
-    mask_keep_fraction: float | None = Field(
-        None,
-        gt=0.0,
-        le=1.0,
-        description="keep this fraction of patches with the highest attention instead of "
-        "thresholding; None: use mask_threshold",
-    )
-    mask_layers: tuple[int, ...] | None = Field(
-        None, description="decoder layers whose attention is averaged; None: all"
-    )
 
 
 def encode_png_base64(image: Any) -> str:

@@ -11,7 +11,7 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     seed: 0
     deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
            prompt_transition}, entropy_reg: {enabled, lambda_reg}}
-    pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # trainer.pgpo.PGPOConfig
+    pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # PGPOConfig below
     curriculum: {stages: [{name: single, max_steps: 2, reward_threshold: 0.7}, ...], window,
                  threshold_units: progress|reward}                      # or null (no curriculum)
     alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
@@ -30,6 +30,7 @@ Invalid combinations are rejected with a message saying what to change.
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -37,11 +38,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trainer.alignment import AlignmentConfig
 from trainer.curriculum import CurriculumConfig
 from trainer.dpo import DPORunConfig
-from trainer.grpo import DevaTerms
-from trainer.pgpo import PGPOConfig
 
 LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "gspo"]
 #: GRPOConfig fields this config owns (set them at the top level or in ``checkpoint``).
@@ -225,7 +223,9 @@ class EntropyRegConfig(Frozen):
 
 
 class DevaConfig(Frozen):
-    """DEVA's two loss terms on top of the policy loss (equations: trainer/objectives/)."""
+    """DEVA's two loss terms on top of the policy loss (equations: trainer/objectives/),
+    defined once: :class:`trainer.grpo.DevaGRPOTrainer` reads this section itself, and
+    validating it needs no torch."""
 
     diversity: DiversityConfig = Field(
         DiversityConfig(), description="GFlowNet diversity loss L_div (off by default)"
@@ -234,18 +234,95 @@ class DevaConfig(Frozen):
         EntropyRegConfig(), description="global entropy regulariser L_reg (off by default)"
     )
 
-    def terms(self) -> DevaTerms:
-        d, e = self.diversity, self.entropy_reg
-        return DevaTerms(
-            diversity=d.enabled,
-            lambda_div=d.lambda_div,
-            gamma=d.gamma,
-            reduction=d.reduction,
-            state_reward=d.state_reward,
-            prompt_transition=d.prompt_transition,
-            entropy_reg=e.enabled,
-            lambda_reg=e.lambda_reg,
-        )
+    @property
+    def needs_reference(self) -> bool:
+        """Whether a term reads the reference model (both DEVA terms do)."""
+        return self.diversity.enabled or self.entropy_reg.enabled
+
+
+ThresholdMode = Literal["absolute", "quantile"]
+
+
+class PGPOConfig(BaseModel):
+    """PGPO settings: the gate, the amplification and the weight bounds (the keyword arguments
+    of :func:`trainer.pgpo.pgpo_token_weights`) and the rows per no-grad forward."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        False,
+        description="weight each token's advantage by its visual dependency (one with-image "
+        "and one no-image no-grad forward per generation batch)",
+    )
+    threshold: float = Field(0.5, ge=0.0, description="KL value (absolute) or quantile in [0, 1]")
+    threshold_mode: ThresholdMode = Field(
+        "quantile",
+        description="how threshold reads: 'quantile' of each sequence's dependencies or an "
+        "'absolute' KL value (nats); tokens above it are gated (amplified)",
+    )
+    strength: float = Field(
+        1.0,
+        ge=0.0,
+        description="α: a gated token's raw weight is 1 + α·d_t/mean(d); 0 gives plain GRPO",
+    )
+    w_min: float = Field(
+        0.5, ge=0.0, le=1.0, description="lower bound of a token weight (mass is conserved)"
+    )
+    w_max: float = Field(
+        2.0, ge=1.0, description="upper bound of a token weight (mass is conserved)"
+    )
+    chunk_size: int | None = Field(None, ge=1, description="rows per no-grad forward; None = all")
+
+
+class AlignmentConfig(BaseModel):
+    """Run-config section ``alignment`` (DEVA alignment reward inputs).
+
+    ``send_inputs``: attach ``image`` + ``query`` to every scored sample (needed by the
+    ``alignment`` component; use a spec with it, e.g. format + f1 + miou + alignment with
+    ``aggregate: harmonic``). ``image``: ``path`` (relative to ``path_root``, default the
+    task root — start the embedding service with ``PRL_EMBEDDING_DATA_ROOT`` there) or
+    ``base64``. ``mask_from_attention``: also send the decoder-attention patch mask
+    (``mask_threshold`` on min–max scaled scores, or keep the top ``mask_keep_fraction``
+    patches; ``mask_layers``: decoder layers averaged, None = all).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    send_inputs: bool = Field(
+        False,
+        description="attach image and query to every scored sample (the alignment "
+        "component needs them)",
+    )
+    image: Literal["path", "base64"] = Field(
+        "path",
+        description="how the image travels: 'path' relative to path_root (the embedding "
+        "service reads it under its data root) or 'base64' PNG in the request",
+    )
+    path_root: str | None = Field(
+        None,
+        description="directory image paths are made relative to; None: the task root",
+    )
+    mask_from_attention: bool = Field(
+        False,
+        description="also send a patch mask of the last image from the decoder's "
+        "completion→image attention (needs send_inputs and eager attention)",
+    )
+    mask_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="keep patches whose min–max scaled attention is at least this",
+    )
+    mask_keep_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="keep this fraction of patches with the highest attention instead of "
+        "thresholding; None: use mask_threshold",
+    )
+    mask_layers: tuple[int, ...] | None = Field(
+        None, description="decoder layers whose attention is averaged; None: all"
+    )
 
 
 class DpoConfig(Frozen):
@@ -324,18 +401,41 @@ class CheckpointConfig(Frozen):
     )
 
 
+TRL_FIELDS_FILE = Path(__file__).with_name("trl_fields.json")
+"""Field names of ``trl.GRPOConfig`` and ``trl.SFTConfig`` at the pinned TRL and transformers,
+so that a run config is validated without importing TRL (and torch). A test checks the file
+against the installed TRL; :func:`write_trl_fields` regenerates it after an upgrade."""
+
+
+def installed_trl_fields() -> dict[str, Any]:
+    """What :data:`TRL_FIELDS_FILE` holds, read from the installed TRL (imports it)."""
+    import transformers
+    import trl
+
+    return {
+        "trl": trl.__version__,
+        "transformers": transformers.__version__,
+        "GRPOConfig": sorted(f.name for f in dataclasses.fields(trl.GRPOConfig)),
+        "SFTConfig": sorted(f.name for f in dataclasses.fields(trl.SFTConfig)),
+    }
+
+
+def write_trl_fields() -> None:
+    """Rewrite :data:`TRL_FIELDS_FILE` from the installed TRL."""
+    TRL_FIELDS_FILE.write_text(json.dumps(installed_trl_fields(), indent=1) + "\n")
+
+
 @cache
+def _trl_fields() -> dict[str, Any]:
+    return json.loads(TRL_FIELDS_FILE.read_text())
+
+
 def grpo_field_names() -> frozenset[str]:
-    from trl import GRPOConfig
-
-    return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+    return frozenset(_trl_fields()["GRPOConfig"])
 
 
-@cache
 def sft_field_names() -> frozenset[str]:
-    from trl import SFTConfig
-
-    return frozenset(f.name for f in dataclasses.fields(SFTConfig))
+    return frozenset(_trl_fields()["SFTConfig"])
 
 
 class TrainConfig(Frozen):

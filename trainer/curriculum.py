@@ -46,6 +46,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -315,13 +316,7 @@ class StagedDataset:
         )
 
 
-try:  # transformers is an optional (ml) dependency
-    from transformers import TrainerCallback as _Base
-except ImportError:  # pragma: no cover - the ml extra is installed in CI
-    _Base = object  # type: ignore[assignment,misc]
-
-
-class CurriculumCallback(_Base):  # type: ignore[misc,valid-type]
+class _CurriculumHooks:
     """Feeds logged rewards into a :class:`Curriculum` and switches a :class:`StagedDataset`.
 
     * ``on_log``: ``logs[reward_key]`` (TRL logs the mean reward of the steps since the last
@@ -384,3 +379,23 @@ class CurriculumCallback(_Base):  # type: ignore[misc,valid-type]
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ckpt.is_dir():
             self.curriculum.save(ckpt)
+
+
+@cache
+def _callback_class() -> type:
+    from transformers import TrainerCallback
+
+    return type(
+        "CurriculumCallback",
+        (_CurriculumHooks, TrainerCallback),
+        {"__doc__": _CurriculumHooks.__doc__, "__module__": __name__},
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``CurriculumCallback``: the hooks above on transformers' ``TrainerCallback``, built on
+    first use, so that importing this module (to validate a run config) does not import
+    transformers and torch."""
+    if name == "CurriculumCallback":
+        return _callback_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -225,7 +225,7 @@ def build_trainer(
         train_dataset=dataset,
         processing_class=load_processor(path),
         callbacks=[*extra, MetricsCallback(sinks, providers), *callbacks],
-        deva=cfg.deva.terms(),
+        deva=cfg.deva,
         pgpo=cfg.pgpo,
         alignment=cfg.alignment,
     )

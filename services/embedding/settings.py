@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.catalog import default_port
 from services.common.settings import ServiceSettings
 
 DeviceChoice = Literal["auto", "cpu", "cuda"]
@@ -20,7 +21,9 @@ DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
 class EmbeddingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PRL_EMBEDDING_", extra="ignore", frozen=True)
 
-    port: int = Field(default=8002, ge=0, le=65535, description="TCP port (0: any free port)")
+    port: int = Field(
+        default=default_port("embedding"), ge=0, le=65535, description="TCP port (0: any free port)"
+    )
 
     model_dir: Path | None = Field(
         default=None,

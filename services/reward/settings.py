@@ -5,13 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.catalog import default_port
 from services.common.settings import ServiceSettings
 
 
 class RewardSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PRL_REWARD_", extra="ignore", frozen=True)
 
-    port: int = Field(default=8001, ge=0, le=65535, description="TCP port (0: any free port)")
+    port: int = Field(
+        default=default_port("reward"), ge=0, le=65535, description="TCP port (0: any free port)"
+    )
     max_samples: int = Field(
         default=4096, ge=1, description="completions per request (all groups together); 413 above"
     )

@@ -1,6 +1,5 @@
 """Pure torch loss terms: GRPO-family policy losses and DEVA's regularisers (registries)."""
 
-from trainer.objectives import diversity, entropy, policy  # noqa: F401  (registers the terms)
 from trainer.objectives.registry import policy_losses, regularizers
 
 __all__ = ["policy_losses", "regularizers"]

@@ -21,6 +21,10 @@ class PolicyLoss(Protocol):
     def __call__(self, inputs: Any, params: Any) -> tuple[Any, Metrics]: ...
 
 
-policy_losses: Registry[PolicyLoss] = Registry("policy loss")
+policy_losses: Registry[PolicyLoss] = Registry(
+    "policy loss", builtins=("trainer.objectives.policy",)
+)
 #: Additive terms (DEVA diversity, global entropy); each entry's signature is in its docstring.
-regularizers: Registry[Callable[..., tuple[Any, Metrics]]] = Registry("regulariser")
+regularizers: Registry[Callable[..., tuple[Any, Metrics]]] = Registry(
+    "regulariser", builtins=("trainer.objectives.diversity", "trainer.objectives.entropy")
+)
