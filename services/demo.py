@@ -2,7 +2,7 @@
 
 1. tiny offline models: a CLIP encoder (embedding service) and a Qwen2-VL policy built from
    config (or ``--model PATH``, a real checkpoint, on a GPU);
-2. DiG data in the tiny setting of :mod:`trainer.toy` (112×112 raster pairs, 1–2 large
+2. DiG data in the tiny setting of :mod:`trainer.toy` (56×56 raster pairs on a 2×2 lattice, 1–2 large
    objects, one difference): a training set and a held-out eval set (different seeds);
 3. the local stack on loopback: embedding, reward, leaderboard, trainer service (SQLite);
 4. two jobs submitted to the trainer service (``accelerate launch``), per-step metrics into
@@ -66,6 +66,7 @@ class DemoResult:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     leaderboard: dict[str, Any] = field(default_factory=dict)
+    learning: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     stack: LocalStack | None = None  # still running when ``keep_serving``; the caller stops it
@@ -219,6 +220,47 @@ def benchmark(
     return evaluate(cfg, adapter, eval_root, db_url, reward_url, batch_size=16)
 
 
+def reward_trend(metrics_path: Path, key: str = "reward") -> dict[str, Any]:
+    """First and last fifth of a run's per-step ``key`` (mean, standard error) and whether the
+    last fifth lies above the first by more than twice their combined standard error; with the
+    zero-variance group fraction of the last fifth."""
+    import statistics
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    series = [r[key] for r in rows if r.get(key) is not None]
+    zero = [r["frac_reward_zero_std"] for r in rows if r.get("frac_reward_zero_std") is not None]
+    n = max(1, len(series) // 5)
+    if len(series) < 2 * n or n < 2:
+        return {"steps": len(series)}
+
+    def stats(xs: list[float]) -> tuple[float, float]:
+        return statistics.fmean(xs), statistics.stdev(xs) / len(xs) ** 0.5
+
+    (m1, e1), (m2, e2) = stats(series[:n]), stats(series[-n:])
+    return {
+        "steps": len(series),
+        "first_fifth": [m1, e1],
+        "last_fifth": [m2, e2],
+        "rises": m2 - m1 > 2 * (e1**2 + e2**2) ** 0.5,
+        "frac_reward_zero_std_last_fifth": statistics.fmean(zero[-n:]) if zero else None,
+    }
+
+
+def verdict(runs: dict[str, dict[str, Any]], metric: str = SUITE_METRIC) -> dict[str, Any]:
+    """Whether the GRPO + DEVA row's CI on ``metric`` lies above the SFT row's (the bar the demo is held to:
+    non-overlapping 95 % bootstrap intervals), with both rows' value and interval."""
+    rows = {k: runs.get(MODELS[k]) for k in ("sft", "grpo")}
+    if any(r is None or metric not in r.get("ci", {}) for r in rows.values()):
+        return {"metric": metric, "grpo_above_sft": None}
+    sft, grpo = rows["sft"], rows["grpo"]
+    return {
+        "metric": metric,
+        "sft": [sft["metrics"][metric], *sft["ci"][metric]],
+        "grpo": [grpo["metrics"][metric], *grpo["ci"][metric]],
+        "grpo_above_sft": grpo["ci"][metric][0] > sft["ci"][metric][1],
+    }
+
+
 def oracle_predictions(
     cfg: DemoConfig,
     eval_root: Path,
@@ -267,6 +309,27 @@ def leaderboard(leaderboard_url: str, metric: str = SUITE_METRIC) -> dict[str, A
 
     with LeaderboardClient(leaderboard_url) as client:
         return client.leaderboard("dig", metric).model_dump(mode="json")
+
+
+def format_learning(learning: dict[str, Any]) -> str:
+    """Two lines: the GRPO + DEVA training reward trend and the held-out SFT → GRPO verdict."""
+    trend, held = learning.get("grpo_reward", {}), learning.get("heldout", {})
+    lines = []
+    if "first_fifth" in trend:
+        (m1, e1), (m2, e2) = trend["first_fifth"], trend["last_fifth"]
+        lines.append(
+            f"GRPO + DEVA training reward: first fifth {m1:.3f} ± {e1:.3f}, last fifth "
+            f"{m2:.3f} ± {e2:.3f} ({'rises' if trend['rises'] else 'no rise beyond noise'}); "
+            f"zero-std groups at the end: {trend['frac_reward_zero_std_last_fifth']:.2f}"
+        )
+    if held.get("grpo_above_sft") is not None:
+        (s, sl, sh), (g, gl, gh) = held["sft"], held["grpo"]
+        lines.append(
+            f"held-out {held['metric']}: SFT {s:.3f} [{sl:.3f}, {sh:.3f}] → GRPO + DEVA "
+            f"{g:.3f} [{gl:.3f}, {gh:.3f}]: "
+            + ("CI above SFT's" if held["grpo_above_sft"] else "CIs overlap (not above SFT)")
+        )
+    return "\n".join(lines)
 
 
 def format_leaderboard(board: dict[str, Any]) -> str:
@@ -343,6 +406,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         for run in result.runs.values():
             run["alignment_mean"] = component_mean(urls["leaderboard"], run["run_id"], "alignment")
         done("bench")
+        result.learning = {
+            "grpo_reward": reward_trend(grpo_dir / "metrics.jsonl"),
+            "heldout": verdict(result.runs),
+        }
         result.leaderboard = leaderboard(urls["leaderboard"])
         result.seconds = time.monotonic() - t0
         done("leaderboard")

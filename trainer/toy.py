@@ -6,19 +6,22 @@ so all three train the same thing.
 
 Why these choices (the experiments are in docs/training.md):
 
-* **data**: DiG raster pairs at 112×112 with 1–2 large objects and exactly one difference
-  (the ``single`` curriculum stage). At patch 14 an image is an 8×8 patch grid, 16 tokens after
-  the 2×2 merge; an object covers about a quarter of the width, so a difference is visible
-  in one or two tokens. The raster ``position`` ground puts each pixel's place into its
-  colour (a fresh Qwen2-VL has rotary positions only, so its features carry none).
-* **prompt**: the DiG task's ``prompt="short"`` variant. The tiny tokenizer is byte-level, so
-  the full instructions cost ~1000 tokens per sample; the short one ~100.
-* **coordinates**: integer pixels of the 112×112 image, 1–3 digit numbers (one token each).
+* **data**: DiG raster pairs at 56×56 with 1–2 large objects on a 2×2 lattice of ground cells
+  and exactly one difference (colour change, added or removed object: the ``single``
+  curriculum stage). At patch 14 with the 2×2 merge each cell is exactly one LLM image token
+  and each gold box is a whole cell. The raster ``position`` ground puts each pixel's place
+  into its colour (a fresh Qwen2-VL has rotary positions only, so its features carry none).
+  4000 training pairs: with 800 the model memorises pairs instead of learning to compare.
+* **prompt**: the DiG task's ``prompt="minimal"`` variant (a few words). The tiny tokenizer is
+  byte-level: the ``short`` prompt is ~190 tokens of constant text next to 8 image tokens, and
+  a model trained from scratch then needs twice as many steps before it reads the images.
+* **coordinates**: integer pixels of the 56×56 image.
 * **model**: a Qwen2-VL built from config (hidden 128, 4 layers, ViT width 64), saved with
   ``save_pretrained`` and loaded back through the real path.
-* **SFT** on gold completions teaches the format; **GRPO** then samples groups of 8 at
-  temperature 1 and is rewarded by the reward service over HTTP. Measured: at this scale the
-  model learns the format but not yet the localisation (docs/training.md).
+* **SFT** on gold completions with a short fixed think ("I compare."), lr 1e-3 with warmup
+  and cosine decay (a constant 2e-3 diverges after breaking the plateau), batch 16.
+* **GRPO** then samples groups of 8 for 8 prompts per step at temperature 1, lr 6e-5
+  (1e-4 loses the answer format in bursts), rewarded by the reward service over HTTP.
 """
 
 from __future__ import annotations
@@ -104,12 +107,14 @@ FULL_DEVA = DEVA_ROWS["+div+reg+align+harmonic"]
 class ToySetting:
     """Sizes and hyper-parameters of the tiny setting (defaults: the ``prl demo`` run)."""
 
-    image_size: int = 112
+    image_size: int = 56
+    grid: int = 2
+    kinds: tuple[str, ...] = ("color", "add", "remove")
     objects: tuple[int, int] = (1, 2)
     stage: str = "single"
     ground: str = "position"
-    n_train: int = 1600
-    n_eval: int = 100
+    n_train: int = 4000
+    n_eval: int = 1000
     data_seed: int = 0
     model: dict[str, int] = field(
         default_factory=lambda: {
@@ -118,31 +123,42 @@ class ToySetting:
             "heads": 4,
             "vision_width": 64,
             "vision_depth": 2,
-            "max_pixels": 112 * 112,
+            "max_pixels": 56 * 56,
         }
     )
-    sft_steps: int = 250
-    sft_lr: float = 2e-3
-    sft_batch: int = 8
-    grpo_steps: int = 60
-    grpo_lr: float = 2e-4
+    prompt: str = "minimal"
+    think: str | None = "I compare."
+    sft_steps: int = 500
+    sft_lr: float = 1e-3
+    sft_batch: int = 16
+    sft_warmup: int = 30
+    grpo_steps: int = 100
+    grpo_lr: float = 6e-5
     num_generations: int = 8
-    prompts_per_step: int = 2
+    prompts_per_step: int = 8
     temperature: float = 1.0
-    max_completion_length: int = 176
-    eval_max_new_tokens: int = 192
+    max_completion_length: int = 96
+    eval_max_new_tokens: int = 96
     seed: int = 0
 
     @property
     def task_options(self) -> dict[str, Any]:
-        return {"prompt": "short", "coords": "pixel"}
+        return {"prompt": self.prompt, "coords": "pixel"}
+
+    def scene(self) -> Any:
+        """The DiG scene options: large objects, on a ``grid``×``grid`` lattice if ``grid``."""
+        from tasks.dig.scene import SceneOptions
+
+        if not self.grid:
+            return SceneOptions(self.objects[0], self.objects[1], ("large",))
+        return SceneOptions(
+            self.objects[0], self.objects[1], ("large",), grid=self.grid, kinds=self.kinds
+        )
 
     def generate(self, train_root: Path, eval_root: Path) -> None:
         """Training and held-out DiG sets (different seeds) unless they exist."""
         from tasks.dig import generate
-        from tasks.dig.scene import SceneOptions
 
-        scene = SceneOptions(self.objects[0], self.objects[1], ("large",))
         size = (self.image_size, self.image_size)
         for root, n, seed in (
             (train_root, self.n_train, self.data_seed),
@@ -156,7 +172,7 @@ class ToySetting:
                     size=size,
                     seed=seed,
                     progress=False,
-                    scene=scene,
+                    scene=self.scene(),
                     renderer_options={"ground": self.ground},
                 )
 
@@ -174,9 +190,13 @@ class ToySetting:
             "checkpoint": {"every_steps": self.sft_steps, "keep": 1},
             "sft": {
                 "cot": cot,
+                "think": None if cot else self.think,
                 "args": {
                     "learning_rate": self.sft_lr,
                     "per_device_train_batch_size": self.sft_batch,
+                    "lr_scheduler_type": "cosine",
+                    "warmup_steps": self.sft_warmup,
+                    "adam_beta2": 0.98,
                 },
             },
         }
@@ -246,6 +266,7 @@ QUICK = ToySetting(
     sft_steps=2,
     grpo_steps=2,
     sft_batch=4,
+    sft_warmup=0,
     num_generations=4,
     prompts_per_step=1,
     max_completion_length=24,
@@ -256,7 +277,7 @@ QUICK = ToySetting(
         "heads": 4,
         "vision_width": 32,
         "vision_depth": 2,
-        "max_pixels": 112 * 112,
+        "max_pixels": 56 * 56,
     },
 )
 """A fast path with the same wiring (``prl demo --quick``, tests): nothing learns here."""

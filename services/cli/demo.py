@@ -36,7 +36,7 @@ def demo(
 
     from schemas.jobs import LaunchProfile
     from services.cli.errors import CliError
-    from services.demo import DemoConfig, format_leaderboard, run_demo
+    from services.demo import DemoConfig, format_leaderboard, format_learning, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if keep_serving is None:
@@ -63,6 +63,7 @@ def demo(
     for kind, job in result.jobs.items():
         typer.echo(f"training job {job['id']} ({kind}): {job['status']} at step {job['step']}")
     typer.echo(format_leaderboard(result.leaderboard))
+    typer.echo(format_learning(result.learning))
     page = f"{result.urls['leaderboard']}/"
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     typer.echo(f"\nleaderboard page: {page}   (store: {cfg.workdir / 'prl.sqlite'})")

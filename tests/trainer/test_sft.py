@@ -91,6 +91,28 @@ def _cfg(**over):
     return base
 
 
+def test_plain_think_is_configurable_and_checked(dig_root) -> None:
+    """``sft.think`` replaces the plain think text; the answer stays the gold one; a think with
+    the tags, or together with CoT, is refused when the config loads."""
+    from trainer.sft import sft_rows
+
+    task = get_task("dig", root=str(dig_root))
+    default = sft_rows(task, "train")
+    short = sft_rows(task, "train", think="I compare.")
+    for d, s in zip(default, short, strict=True):
+        d_text, s_text = (r["completion"][0]["content"][0]["text"] for r in (d, s))
+        assert s_text.startswith("<think>I compare.</think><answer>")
+        assert s_text.split("<answer>")[1] == d_text.split("<answer>")[1]
+    assert TrainConfig.model_validate(_cfg(sft={"think": "ok"})).sft.think == "ok"
+    for bad, match in (
+        ({"cot": True, "think": "x"}, "not both"),
+        ({"think": "<think>x</think>"}, "leave the tags out"),
+        ({"think": ""}, "at least 1"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            TrainConfig.model_validate(_cfg(sft=bad))
+
+
 def test_sft_config_validates_its_trl_fields() -> None:
     cfg = TrainConfig.model_validate(_cfg(sft={"cot": True, "args": {"learning_rate": 0.01}}))
     assert cfg.method == "sft" and cfg.sft.cot and cfg.sft.args == {"learning_rate": 0.01}

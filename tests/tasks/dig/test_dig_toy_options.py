@@ -35,3 +35,18 @@ def test_short_prompt_keeps_frame_and_dialect_and_is_hashed(tmp_path) -> None:
     assert short.content_hash("train") != full.content_hash("train")
     with pytest.raises(ValueError, match="DiG prompt"):
         get_task("dig", root=str(tmp_path), prompt="tiny")
+
+
+def test_minimal_prompt_is_a_few_words_with_its_own_system_turn(tmp_path) -> None:
+    from tasks.dig.task import MINIMAL_SYSTEM_PROMPT, MINIMAL_USER_PROMPT
+
+    generate(tmp_path, 2, split="single", size=(56, 56), seed=0, progress=False)
+    short = get_task("dig", root=str(tmp_path), prompt="short")
+    minimal = get_task("dig", root=str(tmp_path), prompt="minimal")
+    s_short, s_min = next(short.samples("train")), next(minimal.samples("train"))
+    assert s_min.prompt == MINIMAL_USER_PROMPT and len(s_min.prompt) < len(s_short.prompt) / 5
+    messages = minimal.messages(s_min)
+    assert messages[0]["content"][0]["text"] == MINIMAL_SYSTEM_PROMPT
+    assert [p["type"] for p in messages[-1]["content"]] == ["image", "image", "text"]
+    assert s_min.solution == s_short.solution and s_min.frame == s_short.frame
+    assert minimal.content_hash("train") != short.content_hash("train")
