@@ -6,7 +6,9 @@ Rows, all GRPO runs from the same SFT warm start, same data and seeds:
   ``+div+reg`` (+ L_reg) → ``+div+reg+align`` (+ alignment reward, arithmetic mean of scaled
   components) → ``+div+reg+align+harmonic`` (DEVA's harmonic aggregation);
 * DiG's reward ablation (DiG, CVPR 2026): ``format`` only, ``format+miou``, ``format+f1``,
-  ``full`` (format + F1 + mIoU; the same run as DEVA's ``grpo`` row, reported once per table).
+  ``full`` (format + F1 + mIoU; the same run as DEVA's ``grpo`` row, reported once per table);
+* the other baselines of DEVA's tables, each GRPO's row with one change: BNPO, Dr GRPO, GSPO,
+  GMPO, CPPO (half the completions kept), PAPO and GRPO-CARE (``BASELINES``).
 
 Per row: the mean within-group reward std over training (DEVA reports 0.234 → 0.262 on LISA
 with L_div), the fraction of zero-variance groups, the reward of the first and last fifth of
@@ -39,14 +41,28 @@ from trainer.toy import DEVA_ROWS, DIG_REWARDS, Deva, ToySetting  # noqa: E402
 SFT_ROW = "sft (start)"
 
 
-def rows() -> dict[str, tuple[Deva, dict[str, Any] | None, str]]:
-    """name → (DEVA switches, reward override, table)."""
-    out: dict[str, tuple[Deva, dict[str, Any] | None, str]] = {
-        name: (deva, None, "deva") for name, deva in DEVA_ROWS.items()
-    }
+#: The other baselines of DEVA's tables: plain GRPO's row with one run-config change each.
+BASELINES: dict[str, dict[str, Any]] = {
+    "base:bnpo": {"loss_type": "bnpo"},
+    "base:dr_grpo": {"loss_type": "dr_grpo"},
+    "base:gspo": {"loss_type": "gspo"},
+    "base:gmpo": {"loss_type": "gmpo"},
+    "base:cppo": {"loss_type": "cppo", "cppo": {"keep_ratio": 0.5}},
+    "base:papo": {"papo": {"enabled": True}},
+    "base:grpo-care": {"care": {"enabled": True}},
+}
+
+Row = tuple[Deva, dict[str, Any] | None, str, dict[str, Any]]
+
+
+def rows() -> dict[str, Row]:
+    """name → (DEVA switches, reward override, table, run-config overrides)."""
+    out: dict[str, Row] = {name: (deva, None, "deva", {}) for name, deva in DEVA_ROWS.items()}
     for name, spec in DIG_REWARDS.items():
         if name != "full":
-            out[f"dig:{name}"] = (Deva(), spec, "dig")
+            out[f"dig:{name}"] = (Deva(), spec, "dig", {})
+    for name, extra in BASELINES.items():
+        out[name] = (Deva(), None, "baselines", extra)
     return out
 
 
@@ -159,7 +175,7 @@ def main() -> None:
                 sft_s = train(setting.sft_config(train_root), sft_dir)
             scores = evaluate(setting, sft_final, eval_root, reward_url)
             results[SFT_ROW].append({"seed": seed, "wall_s": sft_s, **scores})
-            for name, (deva, reward, table) in selected.items():
+            for name, (deva, reward, table, extra) in selected.items():
                 run_dir = work / f"seed{seed}" / name.replace(":", "-").replace("+", "p")
                 config = setting.grpo_config(
                     train_root,
@@ -170,7 +186,7 @@ def main() -> None:
                     api_key="prl-dev-key",
                     path_root=work,
                 )
-                wall = train(config, run_dir)
+                wall = train({**config, **extra}, run_dir)
                 row = {"seed": seed, "table": table, "wall_s": wall, **training_stats(run_dir)}
                 row.update(evaluate(setting, run_dir / "final", eval_root, reward_url))
                 results.setdefault(name, []).append(row)
