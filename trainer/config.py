@@ -6,7 +6,11 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     model: {path: DIR} | {tiny: qwen2vl, seed: 0}
     task: {name: dig, root: DIR, split: null, generate: {n: 8, size: [64, 64]}, options: {}}
     reward: {url: inprocess | http://host:port, reward: dig | {components: ..., aggregate: ...}}
-    loss_type: dapo                 # grpo | bnpo | dr_grpo | dapo | gspo
+    loss_type: dapo                 # a registered policy loss: grpo | bnpo | dr_grpo | dapo | gspo
+                                    # | gmpo | cppo (trainer.objectives.registry.policy_losses)
+    cppo: {keep_ratio: 0.5}         # loss_type cppo: share of each group kept
+    papo: {enabled, gamma, eta_policy, eta_masked, view: masked|no_image, mask_ratio}
+    care: {enabled, bonus, margin, accuracy_threshold, confidence_cap, ema_decay}  # GRPO-CARE
     max_steps: 3
     seed: 0
     deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
@@ -42,8 +46,8 @@ from trainer.curriculum import CurriculumConfig
 from trainer.dpo import DPORunConfig
 from trainer.grpo import DevaTerms
 from trainer.pgpo import PGPOConfig
+from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
 
-LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "gspo"]
 #: GRPOConfig fields this config owns (set them at the top level or in ``checkpoint``).
 OWNED_FIELDS = {
     "output_dir": "run_dir",
@@ -261,7 +265,14 @@ class TrainConfig(Frozen):
     model: ModelSource
     task: TaskConfig
     reward: RewardConfig = RewardConfig()
-    loss_type: LossType = "dapo"
+    loss_type: str = Field(
+        "dapo",
+        description="policy loss, a name registered in trainer.objectives "
+        "(grpo, bnpo, dr_grpo, dapo, gspo, gmpo, cppo; docs/training.md 'Policy losses')",
+    )
+    cppo: CppoConfig = Field(CppoConfig(), description="CPPO pruning (loss_type cppo only)")
+    papo: PapoConfig = Field(PapoConfig(), description="PAPO implicit perception loss")
+    care: CareConfig = Field(CareConfig(), description="GRPO-CARE consistency bonus")
     max_steps: int = Field(ge=1)
     seed: int = 0
     deva: DevaConfig = DevaConfig()
@@ -280,6 +291,18 @@ class TrainConfig(Frozen):
     dpo: DpoConfig = DpoConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     grpo: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("loss_type")
+    @classmethod
+    def _loss_type(cls, v: str) -> str:
+        from services.common.registry import UnknownNameError
+        from trainer.objectives.registry import policy_loss_spec
+
+        try:
+            policy_loss_spec(v)
+        except UnknownNameError as exc:
+            raise ValueError(f"loss_type: {exc}") from None
+        return v
 
     @field_validator("grpo")
     @classmethod
@@ -324,8 +347,32 @@ class TrainConfig(Frozen):
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
         self._check_issue6()
+        self._check_policy_plugins(bs, steps_per_gen, gens)
         self._check_curriculum_thresholds()
         return self
+
+    def _check_policy_plugins(self, bs: int, steps_per_gen: int, gens: int) -> None:
+        """CPPO's pruned batch must still split into steps; CARE replaces the KL penalty."""
+        if self.loss_type == "cppo":
+            from trainer.objectives.cppo import cppo_keep_count
+
+            kept = bs * steps_per_gen // gens * cppo_keep_count(gens, self.cppo.keep_ratio)
+            if kept % steps_per_gen:
+                raise ValueError(
+                    f"cppo: {kept} kept completions per generation batch do not split into "
+                    f"steps_per_generation={steps_per_gen} equal steps; change cppo.keep_ratio "
+                    "or grpo.per_device_train_batch_size"
+                )
+        beta = float(self.grpo.get("beta", 0.0))
+        if self.care.enabled and beta != 0.0:
+            raise ValueError(
+                f"care replaces the KL penalty with its consistency bonus: set grpo.beta to 0 "
+                f"(got {beta}) or disable care"
+            )
+        if (self.papo.enabled or self.care.enabled) and self.grpo.get("use_vllm"):
+            raise ValueError(
+                "papo / care with use_vllm is not supported (their forwards are local)"
+            )
 
     def _check_curriculum_thresholds(self) -> None:
         """Each stage's ``reward_threshold`` against the reward spec's attainable range.

@@ -18,7 +18,9 @@ def _inputs(logps: torch.Tensor, old: torch.Tensor, adv: list[float], mask: list
 
 
 def test_registry_names() -> None:
-    assert policy_losses.names() == ["bnpo", "dapo", "dr_grpo", "grpo", "gspo"]
+    family = ["bnpo", "dapo", "dr_grpo", "grpo", "gspo"]
+    assert policy_losses.names() == sorted([*family, "cppo", "gmpo"])
+    assert sorted(n for n, spec in policy_losses.items() if spec.trl_exact) == family
     with pytest.raises(KeyError, match="did you mean 'grpo'"):
         policy_losses.get("grpoo")
 
