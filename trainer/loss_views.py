@@ -36,6 +36,11 @@ def mask_image_patches(
     are drawn without replacement.
     """
     group = merge_size * merge_size
+    total = int(image_grid_thw.prod(-1).sum())
+    if total != pixel_values.shape[0]:
+        raise ValueError(
+            f"image_grid_thw covers {total} rows, pixel_values has {pixel_values.shape[0]}"
+        )
     out = pixel_values.clone()
     start = 0
     for t, h, w in image_grid_thw.tolist():
@@ -46,10 +51,6 @@ def mask_image_patches(
         idx = (start + pick.unsqueeze(1) * group + torch.arange(group)).flatten()
         out[idx.to(out.device)] = 0.0
         start += rows
-    if start != pixel_values.shape[0]:
-        raise ValueError(
-            f"image_grid_thw covers {start} rows, pixel_values has {pixel_values.shape[0]}"
-        )
     return out
 
 
