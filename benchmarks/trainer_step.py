@@ -99,6 +99,7 @@ def _trainers(
     from trainer.grpo import DevaGRPOTrainer, DevaTerms
     from trainer.pgpo import PGPOConfig
     from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
+    from trainer.tiny import load_processor
 
     def make_args(beta: float, **extra: Any) -> Any:
         return GRPOConfig(
@@ -119,7 +120,13 @@ def _trainers(
 
     args = make_args(0.0)
     ds = _dataset(4)
-    common = {"model": str(model_dir), "reward_funcs": [_reward], "args": args, "train_dataset": ds}
+    common = {
+        "model": str(model_dir),
+        "processing_class": load_processor(model_dir),  # the image-only processor (no torchvision)
+        "reward_funcs": [_reward],
+        "args": args,
+        "train_dataset": ds,
+    }
     deva = DevaTerms(diversity=True, lambda_div=0.1, gamma=0.5, entropy_reg=True, lambda_reg=0.1)
     kl_args = make_args(0.04)
     eager_args = make_args(0.0)

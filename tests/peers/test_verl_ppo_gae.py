@@ -24,13 +24,25 @@ from verl.trainer.ppo.core_algos import (  # noqa: E402
 from verl.trainer.ppo.utils import need_critic  # noqa: E402
 
 from tests.peers.test_verl_reward_loop import (  # noqa: E402
+    HOST,
+    adapter_path,
     compose_config,
-    docs_overrides,
     rollout_batch,
 )
-from tests.recipes import recipe  # noqa: E402
+from tests.recipes import commands, recipe  # noqa: E402
 
-PPO = ["algorithm.adv_estimator=gae", "algorithm.gamma=0.99", "algorithm.lam=0.9"]
+
+def ppo_overrides(reward_url: str, model: str) -> list[str]:
+    """The overrides of the docs' ``verl-ppo`` recipe, with this test's paths and URL."""
+    cmd = next(c for c in commands("verl-ppo") if "verl.trainer.main_ppo" in c)
+    subs = {"$PRL_VERL_ADAPTER": adapter_path(), "$PRL_MODEL": model, HOST: reward_url}
+    out = []
+    for w in cmd:
+        if "=" in w and not w.startswith("data."):
+            for k, v in subs.items():
+                w = w.replace(k, v)
+            out.append(w)
+    return out
 
 
 def brute_force_gae(rewards, values, mask, gamma, lam):
@@ -51,10 +63,10 @@ def test_ppo_with_critic_on_our_rewards(reward_url, tiny_model_dir, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     exec(recipe("verl-data"), {})  # the docs' snippet writes train.parquet
     rows = list(datasets.load_dataset("parquet", data_files="train.parquet")["train"])
-    config = compose_config(
-        [*docs_overrides(reward_url), *PPO, f"actor_rollout_ref.model.path={tiny_model_dir}"]
-    )
+    config = compose_config(ppo_overrides(reward_url, str(tiny_model_dir)))
     assert need_critic(config) and config.algorithm.adv_estimator == "gae"
+    assert config.critic.model.path == str(tiny_model_dir)
+    assert config.actor_rollout_ref.actor.policy_loss.loss_mode == "vanilla"
     worker = RewardLoopWorker(config)
     batch = rollout_batch(rows, worker.input_tokenizer)
     out = worker.loop.run_until_complete(worker.compute_score_batch(batch))
@@ -77,10 +89,9 @@ def test_ppo_with_critic_on_our_rewards(reward_url, tiny_model_dir, tmp_path, mo
 
     old = -torch.rand(resp.shape, generator=g)
     new = (old + 0.1 * torch.randn(resp.shape, generator=g)).requires_grad_()
-    pg_loss, metrics = get_policy_loss_fn("prl_dapo")(
-        old, new, adv, mask, "token-mean", config.actor_rollout_ref.actor, None
-    )
-    assert torch.isfinite(pg_loss) and "actor/prl_policy_loss" in metrics
+    loss_fn = get_policy_loss_fn(config.actor_rollout_ref.actor.policy_loss.loss_mode)
+    pg_loss, _ = loss_fn(old, new, adv, mask, "token-mean", config.actor_rollout_ref.actor, None)
+    assert torch.isfinite(pg_loss)
     pg_loss.backward()
     assert new.grad[~m].abs().sum() == 0 and new.grad[m].abs().sum() > 0
     vpreds = (values + 0.1).requires_grad_()
