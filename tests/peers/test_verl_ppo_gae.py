@@ -89,8 +89,12 @@ def test_ppo_with_critic_on_our_rewards(reward_url, tiny_model_dir, tmp_path, mo
 
     old = -torch.rand(resp.shape, generator=g)
     new = (old + 0.1 * torch.randn(resp.shape, generator=g)).requires_grad_()
-    loss_fn = get_policy_loss_fn(config.actor_rollout_ref.actor.policy_loss.loss_mode)
-    pg_loss, _ = loss_fn(old, new, adv, mask, "token-mean", config.actor_rollout_ref.actor, None)
+    from omegaconf import OmegaConf
+
+    actor = OmegaConf.create(OmegaConf.to_container(config.actor_rollout_ref.actor, resolve=True))
+    actor.global_batch_info = {}  # what verl's ppo_loss sets before each call (none: one rank)
+    loss_fn = get_policy_loss_fn(actor.policy_loss.loss_mode)
+    pg_loss, _ = loss_fn(old, new, adv, mask, "token-mean", actor, None)
     assert torch.isfinite(pg_loss)
     pg_loss.backward()
     assert new.grad[~m].abs().sum() == 0 and new.grad[m].abs().sum() > 0
