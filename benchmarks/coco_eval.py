@@ -1,7 +1,7 @@
 """COCO bbox mAP: our engine (``services.benchmark.metrics.coco_engine``) vs pycocotools.
 
 Both run in one process on the same seeded synthetic set (default 500 images × 100
-detections = 50 k detections, research/C_eval.md §1.1), alternating order each repetition.
+detections = 50 k detections, shaped like COCO val: docs/metrics.md), alternating order each repetition.
 Timed: everything from the in-memory dicts to the 12 stats (pycocotools: ``COCO`` index +
 ``loadRes`` + evaluate/accumulate/summarize; ours: ``coco_evaluate``). Prints one JSON object:
 max |Δ| over the 12 stats and over the precision array, median wall/CPU seconds and the

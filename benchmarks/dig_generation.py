@@ -1,6 +1,6 @@
 """DiG generation throughput: pairs per second for each renderer at 320×240.
 
-Targets (issue 3): raster ≥ 50 pairs/s on one core; blender (Workbench) ≥ 2 pairs/s.
+Targets: raster ≥ 50 pairs/s on one core; blender (Workbench) ≥ 2 pairs/s.
 Prints one JSON object. ``wall`` is elapsed time; ``cpu`` is this process's CPU time (the
 one-core figure on a shared machine), plus the CPU time of finished child processes (the
 blender worker, started and stopped inside each run, so its ~6 s GL start-up is included).

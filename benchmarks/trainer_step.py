@@ -1,13 +1,13 @@
 """Trainer step time: plain TRL GRPOTrainer vs DevaGRPOTrainer with DEVA off vs DEVA on.
 
-Targets (issue 5): ours-off / TRL ≤ 1.05; DEVA-on / TRL ≤ 1.5. For context a fourth variant,
+Targets: ours-off / TRL ≤ 1.05; DEVA-on / TRL ≤ 1.5. For context a fourth variant,
 ``trl_kl``, is TRL with a KL penalty (β = 0.04), which pays for the same reference forward.
 
-Issue 6 rows, each on top of DEVA-on: ``ours_pgpo`` (+ PGPO: the with-image and no-image
+Perception-term rows, each on top of DEVA-on: ``ours_pgpo`` (+ PGPO: the with-image and no-image
 no-grad forwards of the visual dependency, once per generation batch) and ``ours_align``
 (+ the DEVA alignment attention mask: one eager-attention no-grad forward with
 ``output_attentions`` before scoring; the policy is loaded with ``attn_implementation="eager"``,
-which that needs). Target (issue 6): PGPO-on / DEVA-on ≤ 1.4 (``ratio_pgpo_on_vs_deva_on``);
+which that needs). Target: PGPO-on / DEVA-on ≤ 1.4 (``ratio_pgpo_on_vs_deva_on``);
 ``ratio_align_on_vs_deva_on`` is reported the same way. The alignment *reward* itself (reward → embedding service
 HTTP) runs in the services and is measured by their own benchmarks, not here.
 
@@ -95,9 +95,8 @@ def _trainers(
 ) -> dict[str, Any]:
     from trl import GRPOConfig, GRPOTrainer
 
-    from trainer.alignment import AlignmentConfig
-    from trainer.grpo import DevaGRPOTrainer, DevaTerms
-    from trainer.pgpo import PGPOConfig
+    from trainer.config import AlignmentConfig, DevaConfig, PGPOConfig
+    from trainer.grpo import DevaGRPOTrainer
     from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
     from trainer.tiny import load_processor
 
@@ -127,7 +126,12 @@ def _trainers(
         "args": args,
         "train_dataset": ds,
     }
-    deva = DevaTerms(diversity=True, lambda_div=0.1, gamma=0.5, entropy_reg=True, lambda_reg=0.1)
+    deva = DevaConfig.model_validate(
+        {
+            "diversity": {"enabled": True, "lambda_div": 0.1, "gamma": 0.5},
+            "entropy_reg": {"enabled": True, "lambda_reg": 0.1},
+        }
+    )
     kl_args = make_args(0.04)
     eager_args = make_args(0.0)
     eager_args.model_init_kwargs = {"attn_implementation": "eager"}

@@ -2,7 +2,7 @@
 
     python benchmarks/upload_bulk.py [--predictions 100000] [--repeats 1]
 
-Target: at most 5 s end to end on SQLite (issue 20). A fresh SQLite file per repeat; the
+Target: at most 5 s end to end on SQLite. A fresh SQLite file per repeat; the
 leaderboard app runs under uvicorn in this process (loopback), and the body is sent with
 ``LeaderboardClient.upload_run`` (the SDK: client-side validation, encoding, the scaled
 timeout). Besides the end-to-end wall time (and the CPU seconds of this process, client and

@@ -20,7 +20,9 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
@@ -62,6 +65,118 @@ def encode_json(value: Any) -> bytes:
     if isinstance(value, BaseModel):
         return value.model_dump_json(exclude_none=True).encode()
     return to_json(value)
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One API call as data: what to send and how to read the answer. Endpoint methods of
+    both twins build the same ``Call`` (module-level builders next to each client) and differ
+    only in how they send it: ``client.send(call)`` or ``await client.send(call)``."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, Any] | None = None
+    content: bytes | None = None
+    idempotency_key: str | None = None
+    timeout: float | httpx.Timeout | None = None
+
+
+@dataclass(frozen=True)
+class BatchCall(Generic[T, R]):
+    """A batch POST as data: ``prefix [item, …] suffix``, split into as many requests as the
+    limits need (``item_key`` names the server's item limit), each answer parsed by ``parse``
+    and the parts joined by ``merge``; ``check_chunks(n)`` may refuse a batch that would need
+    ``n`` requests. Sent by ``client.send_batch(batch)`` (sync or awaited)."""
+
+    path: str
+    prefix: bytes
+    items: Sequence[bytes]
+    suffix: bytes
+    item_key: str
+    parse: Callable[[httpx.Response], T]
+    merge: Callable[[list[T]], R]
+    weights: Sequence[int] | None = None
+    check_chunks: Callable[[int], None] | None = None
+
+
+def get_call(path: str, model: type[M], **params: Any) -> Call[M]:
+    """``GET path?params`` answered by ``model``."""
+    return Call("GET", path, partial(_ClientCore.parse, model), params or None)
+
+
+def json_call(path: str, **params: Any) -> Call[Any]:
+    """``GET path?params`` answered by any JSON."""
+    return Call("GET", path, _json_of, params or None)
+
+
+def post_call(
+    path: str,
+    body: Any,
+    model: type[M],
+    *,
+    idempotency_key: str | None = None,
+    timeout: float | httpx.Timeout | None = None,
+) -> Call[M]:
+    """``POST path`` with the JSON of ``body`` (:func:`encode_json`), answered by ``model``."""
+    return Call(
+        "POST",
+        path,
+        partial(_ClientCore.parse, model),
+        content=encode_json(body),
+        idempotency_key=idempotency_key,
+        timeout=timeout,
+    )
+
+
+def _json_of(response: httpx.Response) -> Any:
+    return response.json()
+
+
+class _Attempts:
+    """The retry loop of one logical request, without its I/O: the twins' ``request`` send
+    :meth:`kwargs`, hand the outcome to :meth:`settle` and sleep for the delay it returns."""
+
+    __slots__ = ("attempt", "client", "headers", "method", "path", "request_id", "send_kw")
+
+    def __init__(self, client: _ClientCore, method: str, path: str, **send_kw: Any) -> None:
+        self.client, self.method, self.path = client, method, path
+        self.request_id = new_request_id()
+        key = send_kw.pop("idempotency_key")
+        if method.upper() != "GET" and key is None:
+            key = new_idempotency_key()
+        self.headers = client._headers(method, self.request_id, key)
+        if send_kw["content"] is not None:
+            self.headers["Content-Type"] = "application/json"
+        timeout = send_kw.pop("timeout")
+        send_kw["timeout"] = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
+        self.send_kw = send_kw
+        self.attempt = 0
+
+    def kwargs(self) -> dict[str, Any]:
+        """Arguments of ``httpx.(Async)Client.request`` for the next attempt."""
+        self.headers["X-PRL-Retry-Count"] = str(self.attempt)
+        return {"method": self.method, "url": self.path, "headers": self.headers, **self.send_kw}
+
+    def settle(self, outcome: httpx.Response | httpx.TransportError) -> httpx.Response | float:
+        """The 2xx response, or the delay before the next attempt; raises the typed error
+        when the policy allows no more retries."""
+        c = self.client
+        if isinstance(outcome, httpx.TransportError):
+            err: PRLClientError = c._transport_error(
+                outcome, self.request_id, c.base_url + self.path
+            )
+        elif outcome.is_success:
+            return outcome
+        else:
+            err = c._status_error(outcome, self.request_id)
+        err.attempts = self.attempt + 1
+        delay = retry_delay(err, self.attempt, c.retry, c.rng)
+        if delay is None:
+            raise err
+        c._log_retry(self.method, self.path, err, self.attempt, delay)
+        self.attempt += 1
+        return delay
 
 
 class _ClientCore:
@@ -226,51 +341,49 @@ class SyncAPIClient(_ClientCore):
         timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send with retries; return the 2xx response or raise the last typed error."""
-        request_id = new_request_id()
-        if method.upper() != "GET" and idempotency_key is None:
-            idempotency_key = new_idempotency_key()
-        headers = self._headers(method, request_id, idempotency_key)
-        if content is not None:
-            headers["Content-Type"] = "application/json"
-        attempt = 0
+        tries = _Attempts(
+            self,
+            method,
+            path,
+            content=content,
+            params=params,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+        )
         while True:
-            headers["X-PRL-Retry-Count"] = str(attempt)
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                outcome: httpx.Response | httpx.TransportError = self._http.request(
+                    **tries.kwargs()
                 )
             except httpx.TransportError as exc:
-                err: PRLClientError = self._transport_error(exc, request_id, self.base_url + path)
-            else:
-                if response.is_success:
-                    return response
-                err = self._status_error(response, request_id)
-            err.attempts = attempt + 1
-            delay = retry_delay(err, attempt, self.retry, self.rng)
-            if delay is None:
-                raise err
-            self._log_retry(method, path, err, attempt, delay)
-            self._sleep(delay)
-            attempt += 1
+                outcome = exc
+            got = tries.settle(outcome)
+            if isinstance(got, httpx.Response):
+                return got
+            self._sleep(got)
+
+    def send(self, call: Call[T]) -> T:
+        """Send a :class:`Call` (with retries) and parse its answer."""
+        response = self.request(
+            call.method,
+            call.path,
+            content=call.content,
+            params=call.params,
+            idempotency_key=call.idempotency_key,
+            timeout=call.timeout,
+        )
+        return call.parse(response)
 
     def get_model(self, path: str, model: type[M], **params: Any) -> M:
-        return self.parse(model, self.request("GET", path, params=params or None))
+        return self.send(get_call(path, model, **params))
 
     def get_json(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params=params or None).json()
+        return self.send(json_call(path, **params))
 
     def post_model(
         self, path: str, body: Any, model: type[M], *, idempotency_key: str | None = None
     ) -> M:
-        response = self.request(
-            "POST", path, content=encode_json(body), idempotency_key=idempotency_key
-        )
-        return self.parse(model, response)
+        return self.send(post_call(path, body, model, idempotency_key=idempotency_key))
 
     # ---- chunked batch POST --------------------------------------------------------------
     def server_limits(self, item_key: str) -> ServerLimits:
@@ -310,6 +423,23 @@ class SyncAPIClient(_ClientCore):
         for i, (a, b) in enumerate(ranges or [(0, 0)]):
             out.extend(self._post_range(path, prefix, items[a:b], suffix, parse, f"{key}-{i}"))
         return out
+
+    def send_batch(self, batch: BatchCall[T, R]) -> R:
+        """Send a :class:`BatchCall` in as many requests as the limits need; merged answer."""
+        if batch.check_chunks is not None:
+            limits = self.server_limits(batch.item_key)
+            plan = self._plan(batch.prefix, batch.items, batch.suffix, limits, batch.weights)
+            batch.check_chunks(len(plan))
+        parts = self.post_chunked(
+            batch.path,
+            prefix=batch.prefix,
+            items=batch.items,
+            suffix=batch.suffix,
+            item_key=batch.item_key,
+            parse=batch.parse,
+            weights=batch.weights,
+        )
+        return batch.merge(parts)
 
     def _post_range(self, path, prefix, items, suffix, parse, key) -> list:
         body = join_json_array(prefix, items, suffix)
@@ -371,51 +501,49 @@ class AsyncAPIClient(_ClientCore):
         timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send with retries; return the 2xx response or raise the last typed error."""
-        request_id = new_request_id()
-        if method.upper() != "GET" and idempotency_key is None:
-            idempotency_key = new_idempotency_key()
-        headers = self._headers(method, request_id, idempotency_key)
-        if content is not None:
-            headers["Content-Type"] = "application/json"
-        attempt = 0
+        tries = _Attempts(
+            self,
+            method,
+            path,
+            content=content,
+            params=params,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+        )
         while True:
-            headers["X-PRL-Retry-Count"] = str(attempt)
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                outcome: httpx.Response | httpx.TransportError = await self._http.request(
+                    **tries.kwargs()
                 )
             except httpx.TransportError as exc:
-                err: PRLClientError = self._transport_error(exc, request_id, self.base_url + path)
-            else:
-                if response.is_success:
-                    return response
-                err = self._status_error(response, request_id)
-            err.attempts = attempt + 1
-            delay = retry_delay(err, attempt, self.retry, self.rng)
-            if delay is None:
-                raise err
-            self._log_retry(method, path, err, attempt, delay)
-            await self._sleep(delay)
-            attempt += 1
+                outcome = exc
+            got = tries.settle(outcome)
+            if isinstance(got, httpx.Response):
+                return got
+            await self._sleep(got)
+
+    async def send(self, call: Call[T]) -> T:
+        """Send a :class:`Call` (with retries) and parse its answer."""
+        response = await self.request(
+            call.method,
+            call.path,
+            content=call.content,
+            params=call.params,
+            idempotency_key=call.idempotency_key,
+            timeout=call.timeout,
+        )
+        return call.parse(response)
 
     async def get_model(self, path: str, model: type[M], **params: Any) -> M:
-        return self.parse(model, await self.request("GET", path, params=params or None))
+        return await self.send(get_call(path, model, **params))
 
     async def get_json(self, path: str, **params: Any) -> Any:
-        return (await self.request("GET", path, params=params or None)).json()
+        return await self.send(json_call(path, **params))
 
     async def post_model(
         self, path: str, body: Any, model: type[M], *, idempotency_key: str | None = None
     ) -> M:
-        response = await self.request(
-            "POST", path, content=encode_json(body), idempotency_key=idempotency_key
-        )
-        return self.parse(model, response)
+        return await self.send(post_call(path, body, model, idempotency_key=idempotency_key))
 
     # ---- chunked batch POST --------------------------------------------------------------
     async def server_limits(self, item_key: str) -> ServerLimits:
@@ -463,6 +591,23 @@ class AsyncAPIClient(_ClientCore):
 
         parts = await asyncio.gather(*(one(i, a, b) for i, (a, b) in enumerate(ranges or [(0, 0)])))
         return [x for part in parts for x in part]
+
+    async def send_batch(self, batch: BatchCall[T, R]) -> R:
+        """Async twin of :meth:`SyncAPIClient.send_batch` (slices sent concurrently)."""
+        if batch.check_chunks is not None:
+            limits = await self.server_limits(batch.item_key)
+            plan = self._plan(batch.prefix, batch.items, batch.suffix, limits, batch.weights)
+            batch.check_chunks(len(plan))
+        parts = await self.post_chunked(
+            batch.path,
+            prefix=batch.prefix,
+            items=batch.items,
+            suffix=batch.suffix,
+            item_key=batch.item_key,
+            parse=batch.parse,
+            weights=batch.weights,
+        )
+        return batch.merge(parts)
 
     async def _post_range(self, path, prefix, items, suffix, parse, key) -> list:
         body = join_json_array(prefix, items, suffix)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
-import httpx
-
-from clients.base import AsyncAPIClient, SyncAPIClient, encode_json
+from clients.base import AsyncAPIClient, BatchCall, Call, SyncAPIClient, encode_json, post_call
 from schemas.embedding import (
     AlignmentItem,
     AlignmentResponse,
@@ -36,24 +35,44 @@ def merge_alignment(parts: Sequence[AlignmentResponse]) -> AlignmentResponse:
     return first.model_copy(update={"results": [r for p in parts for r in p.results]})
 
 
+def embed_call(
+    images: Sequence[str] = (),
+    texts: Sequence[str] = (),
+    image_masks: Sequence[ImageMask | None] | None = None,
+) -> Call[EmbedResponse]:
+    """``POST /v1/embed``: L2-normalised embeddings of images (base64 or data-root paths)
+    and texts."""
+    body = EmbedRequest(
+        images=list(images),
+        texts=list(texts),
+        image_masks=list(image_masks) if image_masks is not None else None,
+    )
+    return post_call("/v1/embed", body, EmbedResponse)
+
+
+def alignment_batch(
+    items: Iterable[ItemLike], params: HypervolumeParams | Mapping[str, Any] | None = None
+) -> BatchCall[AlignmentResponse, AlignmentResponse]:
+    """``POST /v1/alignment`` for ``items``, split to fit the server's limits."""
+    validated = _items(items)
+    if not validated:
+        raise ValueError("alignment needs at least one item")
+    head, tail = alignment_envelope(params)
+    return BatchCall(
+        "/v1/alignment",
+        head,
+        [encode_json(i) for i in validated],
+        tail,
+        "max_items",
+        partial(SyncAPIClient.parse, AlignmentResponse),
+        merge_alignment,
+    )
+
+
 class _EmbeddingMixin:
     env_url = "PRL_EMBEDDING_URL"
     default_url = "http://127.0.0.1:8002"
     limits_path = "/v1/limits"
-
-    @staticmethod
-    def _parse_alignment(response: httpx.Response) -> AlignmentResponse:
-        return SyncAPIClient.parse(AlignmentResponse, response)
-
-    @staticmethod
-    def _embed_request(
-        images: Sequence[str], texts: Sequence[str], image_masks: Sequence[ImageMask | None] | None
-    ) -> EmbedRequest:
-        return EmbedRequest(
-            images=list(images),
-            texts=list(texts),
-            image_masks=list(image_masks) if image_masks is not None else None,
-        )
 
 
 class EmbeddingClient(_EmbeddingMixin, SyncAPIClient):
@@ -67,8 +86,7 @@ class EmbeddingClient(_EmbeddingMixin, SyncAPIClient):
         image_masks: Sequence[ImageMask | None] | None = None,
     ) -> EmbedResponse:
         """L2-normalised embeddings of images (base64 or data-root paths) and texts."""
-        body = self._embed_request(images, texts, image_masks)
-        return self.post_model("/v1/embed", body, EmbedResponse)
+        return self.send(embed_call(images, texts, image_masks))
 
     def alignment(
         self,
@@ -77,19 +95,7 @@ class EmbeddingClient(_EmbeddingMixin, SyncAPIClient):
         params: HypervolumeParams | Mapping[str, Any] | None = None,
     ) -> AlignmentResponse:
         """DEVA hypervolume V and reward r_v per (image, query, output) item, split to fit."""
-        validated = _items(items)
-        if not validated:
-            raise ValueError("alignment needs at least one item")
-        head, tail = alignment_envelope(params)
-        parts = self.post_chunked(
-            "/v1/alignment",
-            prefix=head,
-            items=[encode_json(i) for i in validated],
-            suffix=tail,
-            item_key="max_items",
-            parse=self._parse_alignment,
-        )
-        return merge_alignment(parts)
+        return self.send_batch(alignment_batch(items, params))
 
 
 class AsyncEmbeddingClient(_EmbeddingMixin, AsyncAPIClient):
@@ -102,8 +108,7 @@ class AsyncEmbeddingClient(_EmbeddingMixin, AsyncAPIClient):
         texts: Sequence[str] = (),
         image_masks: Sequence[ImageMask | None] | None = None,
     ) -> EmbedResponse:
-        body = self._embed_request(images, texts, image_masks)
-        return await self.post_model("/v1/embed", body, EmbedResponse)
+        return await self.send(embed_call(images, texts, image_masks))
 
     async def alignment(
         self,
@@ -111,16 +116,4 @@ class AsyncEmbeddingClient(_EmbeddingMixin, AsyncAPIClient):
         *,
         params: HypervolumeParams | Mapping[str, Any] | None = None,
     ) -> AlignmentResponse:
-        validated = _items(items)
-        if not validated:
-            raise ValueError("alignment needs at least one item")
-        head, tail = alignment_envelope(params)
-        parts = await self.post_chunked(
-            "/v1/alignment",
-            prefix=head,
-            items=[encode_json(i) for i in validated],
-            suffix=tail,
-            item_key="max_items",
-            parse=self._parse_alignment,
-        )
-        return merge_alignment(parts)
+        return await self.send_batch(alignment_batch(items, params))

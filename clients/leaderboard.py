@@ -9,11 +9,12 @@ instead of writing twice; the key needs a ``write``-scoped bearer key (``api_key
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from clients.base import AsyncAPIClient, SyncAPIClient, encode_json
+from clients.base import AsyncAPIClient, Call, SyncAPIClient, get_call, post_call
 from schemas.leaderboard import (
     Leaderboard,
     Page,
@@ -54,8 +55,50 @@ def _params(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-def _upload(run: RunUpload | Mapping[str, Any]) -> RunUpload:
-    return run if isinstance(run, RunUpload) else RunUpload.model_validate(run)
+def suites_call() -> Call[SuiteList]:
+    return get_call("/v1/suites", SuiteList)
+
+
+def runs_call(
+    *,
+    suite: str | None = None,
+    version: str | None = None,
+    model: str | None = None,
+    status: RunStatus | None = None,
+    limit: int | None = None,
+    cursor: int | None = None,
+) -> Call[RunPage]:
+    """One page of runs, newest first; pass ``next_cursor`` back as ``cursor``."""
+    params = _params(
+        suite=suite, version=version, model=model, status=status, limit=limit, cursor=cursor
+    )
+    return get_call("/v1/runs", RunPage, **params)
+
+
+def run_call(
+    run_id: int, *, limit: int | None = None, cursor: int | None = None
+) -> Call[RunDetail]:
+    return get_call(f"/v1/runs/{run_id}", RunDetail, **_params(limit=limit, cursor=cursor))
+
+
+def leaderboard_call(
+    suite: str, metric: str, *, version: str | None = None, limit: int | None = None
+) -> Call[Leaderboard]:
+    params = _params(suite=suite, metric=metric, version=version, limit=limit)
+    return get_call("/v1/leaderboard", Leaderboard, **params)
+
+
+def upload_call(
+    client: SyncAPIClient | AsyncAPIClient,
+    run: RunUpload | Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+) -> Call[RunUploadResult]:
+    """``POST /v1/runs`` with an Idempotency-Key reused across retries and a timeout that grows
+    with the body (:func:`upload_timeout_s`, from ``client``'s timeout)."""
+    body = run if isinstance(run, RunUpload) else RunUpload.model_validate(run)
+    call = post_call("/v1/runs", body, RunUploadResult, idempotency_key=idempotency_key)
+    return replace(call, timeout=_upload_timeout(client, len(call.content or b"")))
 
 
 class _LeaderboardMixin:
@@ -67,7 +110,7 @@ class LeaderboardClient(_LeaderboardMixin, SyncAPIClient):
     """Blocking leaderboard client."""
 
     def suites(self) -> SuiteList:
-        return self.get_model("/v1/suites", SuiteList)
+        return self.send(suites_call())
 
     def runs(
         self,
@@ -80,10 +123,11 @@ class LeaderboardClient(_LeaderboardMixin, SyncAPIClient):
         cursor: int | None = None,
     ) -> RunPage:
         """One page of runs, newest first; pass ``next_cursor`` back as ``cursor``."""
-        params = _params(
-            suite=suite, version=version, model=model, status=status, limit=limit, cursor=cursor
+        return self.send(
+            runs_call(
+                suite=suite, version=version, model=model, status=status, limit=limit, cursor=cursor
+            )
         )
-        return self.get_model("/v1/runs", RunPage, **params)
 
     def iter_runs(self, **filters: Any) -> Iterator[RunSummary]:
         """Every run matching ``filters``, following the cursor across pages."""
@@ -96,15 +140,12 @@ class LeaderboardClient(_LeaderboardMixin, SyncAPIClient):
             cursor = page.next_cursor
 
     def run(self, run_id: int, *, limit: int | None = None, cursor: int | None = None) -> RunDetail:
-        return self.get_model(
-            f"/v1/runs/{run_id}", RunDetail, **_params(limit=limit, cursor=cursor)
-        )
+        return self.send(run_call(run_id, limit=limit, cursor=cursor))
 
     def leaderboard(
         self, suite: str, metric: str, *, version: str | None = None, limit: int | None = None
     ) -> Leaderboard:
-        params = _params(suite=suite, metric=metric, version=version, limit=limit)
-        return self.get_model("/v1/leaderboard", Leaderboard, **params)
+        return self.send(leaderboard_call(suite, metric, version=version, limit=limit))
 
     def upload_run(
         self, run: RunUpload | Mapping[str, Any], *, idempotency_key: str | None = None
@@ -114,41 +155,24 @@ class LeaderboardClient(_LeaderboardMixin, SyncAPIClient):
         The timeout grows with the body (:func:`upload_timeout_s`), so a maximum-size upload
         is not abandoned, and then retried, while the server is still writing it.
         """
-        body = encode_json(_upload(run))
-        response = self.request(
-            "POST",
-            "/v1/runs",
-            content=body,
-            idempotency_key=idempotency_key,
-            timeout=_upload_timeout(self, len(body)),
-        )
-        return self.parse(RunUploadResult, response)
+        return self.send(upload_call(self, run, idempotency_key=idempotency_key))
 
 
 class AsyncLeaderboardClient(_LeaderboardMixin, AsyncAPIClient):
     """Asyncio leaderboard client."""
 
     async def suites(self) -> SuiteList:
-        return await self.get_model("/v1/suites", SuiteList)
+        return await self.send(suites_call())
 
     async def runs(self, **filters: Any) -> RunPage:
-        return await self.get_model("/v1/runs", RunPage, **_params(**filters))
+        return await self.send(runs_call(**filters))
 
     async def leaderboard(
         self, suite: str, metric: str, *, version: str | None = None, limit: int | None = None
     ) -> Leaderboard:
-        params = _params(suite=suite, metric=metric, version=version, limit=limit)
-        return await self.get_model("/v1/leaderboard", Leaderboard, **params)
+        return await self.send(leaderboard_call(suite, metric, version=version, limit=limit))
 
     async def upload_run(
         self, run: RunUpload | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> RunUploadResult:
-        body = encode_json(_upload(run))
-        response = await self.request(
-            "POST",
-            "/v1/runs",
-            content=body,
-            idempotency_key=idempotency_key,
-            timeout=_upload_timeout(self, len(body)),
-        )
-        return self.parse(RunUploadResult, response)
+        return await self.send(upload_call(self, run, idempotency_key=idempotency_key))

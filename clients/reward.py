@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
 
-from clients.base import AsyncAPIClient, SyncAPIClient, encode_json
+from clients.base import (
+    AsyncAPIClient,
+    BatchCall,
+    Call,
+    SyncAPIClient,
+    encode_json,
+    get_call,
+    post_call,
+)
 from schemas.reward import (
     AggregateRequest,
     AggregateResponse,
@@ -129,18 +138,67 @@ def _check_unsplittable(advantage: str, n_chunks: int) -> None:
         )
 
 
+def score_batch(
+    samples: Iterable[SampleLike], reward: RewardRef | Mapping[str, Any]
+) -> BatchCall[ScoreResponse, ScoreResponse]:
+    """``POST /v1/score`` for ``samples``, split to fit the server's limits."""
+    head, tail = score_envelope(reward)
+    return BatchCall(
+        "/v1/score",
+        head,
+        [encode_json(s) for s in _samples(samples)],
+        tail,
+        "max_samples",
+        partial(SyncAPIClient.parse, ScoreResponse),
+        merge_score_responses,
+    )
+
+
+def groups_batch(
+    groups: Iterable[GroupLike],
+    reward: RewardRef | Mapping[str, Any],
+    advantage: str = "grpo",
+    advantage_params: Mapping[str, Any] | None = None,
+) -> BatchCall[GroupsResponse, GroupsResponse]:
+    """``POST /v1/score/groups``; groups are never split, and a batch-coupled ``advantage``
+    refuses a batch that would need several requests."""
+    validated = _groups(groups)
+    head, tail = groups_envelope(reward, advantage, advantage_params or {})
+    return BatchCall(
+        "/v1/score/groups",
+        head,
+        [encode_json(g) for g in validated],
+        tail,
+        "max_samples",
+        partial(SyncAPIClient.parse, GroupsResponse),
+        merge_groups_responses,
+        weights=[len(g.completions) for g in validated],
+        check_chunks=partial(_check_unsplittable, advantage),
+    )
+
+
+def rewards_call() -> Call[RewardsCatalog]:
+    return get_call("/v1/rewards", RewardsCatalog)
+
+
+def aggregate_call(
+    values: Sequence[Mapping[str, float]], reward: RewardRef | Mapping[str, Any]
+) -> Call[AggregateResponse]:
+    return post_call("/v1/aggregate", _aggregate_request(values, reward), AggregateResponse)
+
+
+def healthz_call() -> Call[bool]:
+    return Call("GET", "/healthz", _is_ok)
+
+
+def _is_ok(response: httpx.Response) -> bool:
+    return response.json().get("status") == "ok"
+
+
 class _RewardMixin:
     env_url = "PRL_REWARD_URL"
     default_url = "http://127.0.0.1:8001"
     limits_path = "/v1/limits"
-
-    @staticmethod
-    def _parse_score(response: httpx.Response) -> ScoreResponse:
-        return SyncAPIClient.parse(ScoreResponse, response)
-
-    @staticmethod
-    def _parse_groups(response: httpx.Response) -> GroupsResponse:
-        return SyncAPIClient.parse(GroupsResponse, response)
 
 
 class RewardClient(_RewardMixin, SyncAPIClient):
@@ -150,17 +208,7 @@ class RewardClient(_RewardMixin, SyncAPIClient):
         self, samples: Iterable[SampleLike], *, reward: RewardRef | Mapping[str, Any]
     ) -> ScoreResponse:
         """Score completions one by one: ``POST /v1/score`` (split to fit server limits)."""
-        items = [encode_json(s) for s in _samples(samples)]
-        head, tail = score_envelope(reward)
-        parts = self.post_chunked(
-            "/v1/score",
-            prefix=head,
-            items=items,
-            suffix=tail,
-            item_key="max_samples",
-            parse=self._parse_score,
-        )
-        return merge_score_responses(parts)
+        return self.send_batch(score_batch(samples, reward))
 
     def score_groups(
         self,
@@ -171,36 +219,20 @@ class RewardClient(_RewardMixin, SyncAPIClient):
         advantage_params: Mapping[str, Any] | None = None,
     ) -> GroupsResponse:
         """Score GRPO groups with advantages: ``POST /v1/score/groups``."""
-        validated = _groups(groups)
-        items = [encode_json(g) for g in validated]
-        weights = [len(g.completions) for g in validated]
-        head, tail = groups_envelope(reward, advantage, advantage_params or {})
-        limits = self.server_limits("max_samples")
-        _check_unsplittable(advantage, len(self._plan(head, items, tail, limits, weights)))
-        parts = self.post_chunked(
-            "/v1/score/groups",
-            prefix=head,
-            items=items,
-            suffix=tail,
-            item_key="max_samples",
-            parse=self._parse_groups,
-            weights=weights,
-        )
-        return merge_groups_responses(parts)
+        return self.send_batch(groups_batch(groups, reward, advantage, advantage_params))
 
     def rewards(self) -> RewardsCatalog:
         """Registered components, aggregators, estimators and presets: ``GET /v1/rewards``."""
-        return self.get_model("/v1/rewards", RewardsCatalog)
+        return self.send(rewards_call())
 
     def aggregate(
         self, values: Sequence[Mapping[str, float]], *, reward: RewardRef | Mapping[str, Any]
     ) -> AggregateResponse:
         """Combine given component values with a spec's aggregation: ``POST /v1/aggregate``."""
-        body = _aggregate_request(values, reward)
-        return self.post_model("/v1/aggregate", body, AggregateResponse)
+        return self.send(aggregate_call(values, reward))
 
     def healthz(self) -> bool:
-        return self.get_json("/healthz").get("status") == "ok"
+        return self.send(healthz_call())
 
 
 class AsyncRewardClient(_RewardMixin, AsyncAPIClient):
@@ -210,17 +242,7 @@ class AsyncRewardClient(_RewardMixin, AsyncAPIClient):
         self, samples: Iterable[SampleLike], *, reward: RewardRef | Mapping[str, Any]
     ) -> ScoreResponse:
         """Score completions one by one: ``POST /v1/score`` (split to fit server limits)."""
-        items = [encode_json(s) for s in _samples(samples)]
-        head, tail = score_envelope(reward)
-        parts = await self.post_chunked(
-            "/v1/score",
-            prefix=head,
-            items=items,
-            suffix=tail,
-            item_key="max_samples",
-            parse=self._parse_score,
-        )
-        return merge_score_responses(parts)
+        return await self.send_batch(score_batch(samples, reward))
 
     async def score_groups(
         self,
@@ -231,33 +253,17 @@ class AsyncRewardClient(_RewardMixin, AsyncAPIClient):
         advantage_params: Mapping[str, Any] | None = None,
     ) -> GroupsResponse:
         """Score GRPO groups with advantages: ``POST /v1/score/groups``."""
-        validated = _groups(groups)
-        items = [encode_json(g) for g in validated]
-        weights = [len(g.completions) for g in validated]
-        head, tail = groups_envelope(reward, advantage, advantage_params or {})
-        limits = await self.server_limits("max_samples")
-        _check_unsplittable(advantage, len(self._plan(head, items, tail, limits, weights)))
-        parts = await self.post_chunked(
-            "/v1/score/groups",
-            prefix=head,
-            items=items,
-            suffix=tail,
-            item_key="max_samples",
-            parse=self._parse_groups,
-            weights=weights,
-        )
-        return merge_groups_responses(parts)
+        return await self.send_batch(groups_batch(groups, reward, advantage, advantage_params))
 
     async def rewards(self) -> RewardsCatalog:
         """Registered components, aggregators, estimators and presets: ``GET /v1/rewards``."""
-        return await self.get_model("/v1/rewards", RewardsCatalog)
+        return await self.send(rewards_call())
 
     async def aggregate(
         self, values: Sequence[Mapping[str, float]], *, reward: RewardRef | Mapping[str, Any]
     ) -> AggregateResponse:
         """Combine given component values with a spec's aggregation: ``POST /v1/aggregate``."""
-        body = _aggregate_request(values, reward)
-        return await self.post_model("/v1/aggregate", body, AggregateResponse)
+        return await self.send(aggregate_call(values, reward))
 
     async def healthz(self) -> bool:
-        return (await self.get_json("/healthz")).get("status") == "ok"
+        return await self.send(healthz_call())

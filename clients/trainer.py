@@ -18,18 +18,61 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from clients.base import AsyncAPIClient, SyncAPIClient
+import httpx
+
+from clients.base import AsyncAPIClient, Call, SyncAPIClient, get_call, post_call
 from schemas.jobs import JobList, JobSubmit, JobView, LaunchProfile
 
 TERMINAL = ("completed", "failed", "cancelled")
 
 
-def _submit(
-    config: Mapping[str, Any] | JobSubmit, name: str, launch: LaunchProfile, num_processes: int
-) -> JobSubmit:
-    if isinstance(config, JobSubmit):
-        return config
-    return JobSubmit(name=name, config=dict(config), launch=launch, num_processes=num_processes)
+def submit_call(
+    config: Mapping[str, Any] | JobSubmit,
+    *,
+    name: str = "job",
+    launch: LaunchProfile = "cpu",
+    num_processes: int = 1,
+) -> Call[JobView]:
+    """``POST /v1/jobs``: the config is validated by the service (422 says what is wrong)."""
+    body = (
+        config
+        if isinstance(config, JobSubmit)
+        else JobSubmit(name=name, config=dict(config), launch=launch, num_processes=num_processes)
+    )
+    return post_call("/v1/jobs", body, JobView)
+
+
+def jobs_call(*, limit: int = 50, offset: int = 0) -> Call[JobList]:
+    return get_call("/v1/jobs", JobList, limit=limit, offset=offset)
+
+
+def job_call(job_id: int) -> Call[JobView]:
+    return get_call(f"/v1/jobs/{job_id}", JobView)
+
+
+def logs_call(job_id: int, *, lines: int = 200) -> Call[str]:
+    """The last ``lines`` lines of the job's log."""
+    return Call("GET", f"/v1/jobs/{job_id}/logs", _text, {"lines": lines})
+
+
+def cancel_call(job_id: int) -> Call[JobView]:
+    return post_call(f"/v1/jobs/{job_id}/cancel", {}, JobView)
+
+
+def _text(response: httpx.Response) -> str:
+    return response.text
+
+
+def _finished(job: JobView, job_id: int, now: float, deadline: float, timeout_s: float) -> bool:
+    """Whether :meth:`TrainerClient.wait` is done with ``job``; raises ``TimeoutError`` when
+    the deadline passed first."""
+    if job.status in TERMINAL:
+        return True
+    if now >= deadline:
+        raise TimeoutError(
+            f"job {job_id} still {job.status} after {timeout_s:g} s (step {job.step})"
+        )
+    return False
 
 
 class _TrainerMixin:
@@ -49,21 +92,20 @@ class TrainerClient(_TrainerMixin, SyncAPIClient):
         num_processes: int = 1,
     ) -> JobView:
         """``POST /v1/jobs``: the config is validated by the service (422 says what is wrong)."""
-        body = _submit(config, name, launch, num_processes)
-        return self.post_model("/v1/jobs", body, JobView)
+        return self.send(submit_call(config, name=name, launch=launch, num_processes=num_processes))
 
     def jobs(self, *, limit: int = 50, offset: int = 0) -> JobList:
-        return self.get_model("/v1/jobs", JobList, limit=limit, offset=offset)
+        return self.send(jobs_call(limit=limit, offset=offset))
 
     def job(self, job_id: int) -> JobView:
-        return self.get_model(f"/v1/jobs/{job_id}", JobView)
+        return self.send(job_call(job_id))
 
     def logs(self, job_id: int, *, lines: int = 200) -> str:
         """The last ``lines`` lines of the job's log."""
-        return self.request("GET", f"/v1/jobs/{job_id}/logs", params={"lines": lines}).text
+        return self.send(logs_call(job_id, lines=lines))
 
     def cancel(self, job_id: int) -> JobView:
-        return self.post_model(f"/v1/jobs/{job_id}/cancel", {}, JobView)
+        return self.send(cancel_call(job_id))
 
     def wait(self, job_id: int, *, timeout_s: float = 3600.0, poll_s: float = 1.0) -> JobView:
         """Poll until the job is completed, failed or cancelled; ``TimeoutError`` after
@@ -71,12 +113,8 @@ class TrainerClient(_TrainerMixin, SyncAPIClient):
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.job(job_id)
-            if job.status in TERMINAL:
+            if _finished(job, job_id, time.monotonic(), deadline, timeout_s):
                 return job
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"job {job_id} still {job.status} after {timeout_s:g} s (step {job.step})"
-                )
             self._sleep(poll_s)
 
 
@@ -91,31 +129,26 @@ class AsyncTrainerClient(_TrainerMixin, AsyncAPIClient):
         launch: LaunchProfile = "cpu",
         num_processes: int = 1,
     ) -> JobView:
-        body = _submit(config, name, launch, num_processes)
-        return await self.post_model("/v1/jobs", body, JobView)
+        call = submit_call(config, name=name, launch=launch, num_processes=num_processes)
+        return await self.send(call)
 
     async def jobs(self, *, limit: int = 50, offset: int = 0) -> JobList:
-        return await self.get_model("/v1/jobs", JobList, limit=limit, offset=offset)
+        return await self.send(jobs_call(limit=limit, offset=offset))
 
     async def job(self, job_id: int) -> JobView:
-        return await self.get_model(f"/v1/jobs/{job_id}", JobView)
+        return await self.send(job_call(job_id))
 
     async def logs(self, job_id: int, *, lines: int = 200) -> str:
-        response = await self.request("GET", f"/v1/jobs/{job_id}/logs", params={"lines": lines})
-        return response.text
+        return await self.send(logs_call(job_id, lines=lines))
 
     async def cancel(self, job_id: int) -> JobView:
-        return await self.post_model(f"/v1/jobs/{job_id}/cancel", {}, JobView)
+        return await self.send(cancel_call(job_id))
 
     async def wait(self, job_id: int, *, timeout_s: float = 3600.0, poll_s: float = 1.0) -> JobView:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             job = await self.job(job_id)
-            if job.status in TERMINAL:
+            if _finished(job, job_id, loop.time(), deadline, timeout_s):
                 return job
-            if loop.time() >= deadline:
-                raise TimeoutError(
-                    f"job {job_id} still {job.status} after {timeout_s:g} s (step {job.step})"
-                )
             await self._sleep(poll_s)

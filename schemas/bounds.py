@@ -5,7 +5,7 @@ end exclusive). A value outside, or not finite, fails validation with
 ``must be in (0, 1e+06], got 1e+200`` — the caller's error path adds the field name (the
 reward service: ``reward.components[0].params.a: …``). The interval also goes into the
 JSON schema (``minimum`` / ``exclusiveMinimum`` / ``maximum`` / ``exclusiveMaximum``).
-Bounds exist so that the arithmetic on a parameter cannot overflow float64 (issue 20).
+Bounds exist so that the arithmetic on a parameter cannot overflow float64.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Embedding-service requests and responses (wire contract v1, see DESIGN.md "Hypervolume").
+"""Embedding-service requests and responses (wire contract v1; the hypervolume is in
+docs/rewards.md, ``alignment``).
 
 ``POST /v1/embed``: images and/or texts → L2-normalised vectors.
 ``POST /v1/alignment``: (image, query, output, mask?) items → DEVA hypervolume V, reward r_v

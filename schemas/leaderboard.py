@@ -1,6 +1,6 @@
 """Leaderboard service API models: suites, runs, metrics, leaderboards, training curves, uploads.
 
-Every run carries its provenance (DESIGN.md "Storage"): suite name + version + content hash,
+Every run carries its provenance (docs/design.md, "Storage"): suite name + version + content hash,
 model, config hash, git sha, library versions, seed and timestamps.
 """
 

@@ -1,4 +1,4 @@
-"""Reward requests and responses (wire contract v1, see DESIGN.md)."""
+"""Reward requests and responses (wire contract v1; docs/design.md, "A reward request")."""
 
 from __future__ import annotations
 

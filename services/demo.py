@@ -31,12 +31,13 @@ from typing import Any
 import httpx
 
 from services.common.auth import DEV_API_KEY
+from services.common.catalog import SERVICE_NAMES
 from services.stack import LocalStack, default_specs
 from trainer.toy import DEVA_DIG_REWARD, FULL_DEVA, QUICK, ToySetting
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("embedding", "reward", "leaderboard", "trainer")
+SERVICES = SERVICE_NAMES
 SUITE_METRIC = "dig/f1"
 ORACLE = "oracle-gt-jitter"
 MODELS = {"base": "qwen2vl-tiny-base", "sft": "qwen2vl-tiny-sft", "grpo": "qwen2vl-tiny-grpo-deva"}

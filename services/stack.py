@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from services.common.catalog import SERVICE_NAMES
+
 log = logging.getLogger(__name__)
 
 
@@ -226,11 +228,8 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-DEFAULT_SERVICES = ("embedding", "reward", "leaderboard", "trainer")
-
-
-DEFAULT_PORTS = {"reward": 8001, "embedding": 8002, "leaderboard": 8003, "trainer": 8004}
-"""The documented ports (``prl serve`` and ``prl up`` defaults; the SDK clients' default URLs)."""
+DEFAULT_SERVICES = SERVICE_NAMES
+"""Every service, in start order (``services.common.catalog``)."""
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -251,8 +250,9 @@ def default_specs(
 ) -> list[ServiceSpec]:
     """Loopback specs for the local stack: SQLite in ``workdir``, tiny encoder in ``workdir/models``.
 
-    ``ports``: service → port (``prl up`` passes :data:`DEFAULT_PORTS`); a service not named
-    gets a free port picked by the OS (tests, the demo).
+    ``ports``: service → port (``prl up`` passes the documented ports of
+    ``services.common.catalog``); a service not named gets a free port picked by the OS
+    (tests, the demo).
 
     Order matters only for readability; every service waits for its own dependencies through
     its ``/readyz``.

@@ -10,7 +10,6 @@ lm-evaluation-harness registers tasks; :func:`get_task` builds one with options:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,7 +43,16 @@ class Task(Protocol):
 
 TaskFactory = Callable[..., Task]
 
-tasks: Registry[TaskFactory] = Registry("task")
+tasks: Registry[TaskFactory] = Registry(
+    "task",
+    builtins=(
+        "tasks.dig.task",
+        "tasks.coco",
+        "tasks.classification",
+        "tasks.refcoco",
+        "tasks.lisa",
+    ),
+)
 
 
 def get_task(name: str, /, **options: Any) -> Task:
@@ -55,7 +63,6 @@ def get_task(name: str, /, **options: Any) -> Task:
     name, never kept and ignored."""
     from tasks.options import check_task_options
 
-    _load_builtin_tasks()
     factory = tasks.get(name)
     check_task_options(name, factory, options)
     return factory(**options)
@@ -63,20 +70,4 @@ def get_task(name: str, /, **options: Any) -> Task:
 
 def task_names() -> list[str]:
     """Names of every registered task."""
-    _load_builtin_tasks()
     return tasks.names()
-
-
-def _load_builtin_tasks() -> None:
-    """Import the modules that register the built-in tasks (idempotent)."""
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
-_BUILTIN_MODULES = (
-    "tasks.dig.task",
-    "tasks.coco",
-    "tasks.classification",
-    "tasks.refcoco",
-    "tasks.lisa",
-)

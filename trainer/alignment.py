@@ -24,34 +24,10 @@ import base64
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-
-
-class AlignmentConfig(BaseModel):
-    """Run-config section ``alignment`` (DEVA alignment reward inputs).
-
-    ``send_inputs``: attach ``image`` + ``query`` to every scored sample (needed by the
-    ``alignment`` component; use a spec with it, e.g. format + f1 + miou + alignment with
-    ``aggregate: harmonic``). ``image``: ``path`` (relative to ``path_root``, default the
-    task root — start the embedding service with ``PRL_EMBEDDING_DATA_ROOT`` there) or
-    ``base64``. ``mask_from_attention``: also send the decoder-attention patch mask
-    (``mask_threshold`` on min–max scaled scores, or keep the top ``mask_keep_fraction``
-    patches; ``mask_layers``: decoder layers averaged, None = all).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    send_inputs: bool = False
-    image: Literal["path", "base64"] = "path"
-    path_root: str | None = None
-    mask_from_attention: bool = False
-    mask_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    mask_keep_fraction: float | None = Field(None, gt=0.0, le=1.0)
-    mask_layers: tuple[int, ...] | None = None
 
 
 def encode_png_base64(image: Any) -> str:

@@ -15,7 +15,7 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     seed: 0
     deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
            prompt_transition}, entropy_reg: {enabled, lambda_reg}}
-    pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # trainer.pgpo.PGPOConfig
+    pgpo: {enabled, threshold, threshold_mode, strength, w_min, w_max}   # PGPOConfig below
     curriculum: {stages: [{name: single, max_steps: 2, reward_threshold: 0.7}, ...], window,
                  threshold_units: progress|reward}                      # or null (no curriculum)
     alignment: {send_inputs, image: path|base64, mask_from_attention, mask_threshold, ...}
@@ -34,6 +34,7 @@ Invalid combinations are rejected with a message saying what to change.
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -41,11 +42,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trainer.alignment import AlignmentConfig
 from trainer.curriculum import CurriculumConfig
 from trainer.dpo import DPORunConfig
-from trainer.grpo import DevaTerms
-from trainer.pgpo import PGPOConfig
 from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
 
 #: GRPOConfig fields this config owns (set them at the top level or in ``checkpoint``).
@@ -90,14 +88,25 @@ class TinyShape(Frozen):
 class ModelSource(Frozen):
     """A checkpoint dir (``path``) or a tiny random model built into the run dir (``tiny``)."""
 
-    path: str | None = None
-    tiny: Literal["qwen2vl", "qwen25vl"] | None = None
-    seed: int = 0
+    path: str | None = Field(
+        None,
+        description="local checkpoint directory (save_pretrained layout) to train; never "
+        "looked up on the Hugging Face hub. Exactly one of path and tiny",
+    )
+    tiny: Literal["qwen2vl", "qwen25vl"] | None = Field(
+        None,
+        description="build a tiny randomly initialised Qwen2-VL / Qwen2.5-VL into "
+        "<run_dir>/base-model instead of loading one (CPU tests and demos)",
+    )
+    seed: int = Field(0, description="seed of the tiny model's random weights (tiny only)")
     shape: TinyShape = Field(TinyShape(), description="tiny model size (with ``tiny`` only)")
-    #: ``from_pretrained(attn_implementation=...)``; "eager" is needed for attention masks
     attn_implementation: (
         Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None
-    ) = None
+    ) = Field(
+        None,
+        description="passed to from_pretrained(attn_implementation=...); 'eager' is needed for "
+        "alignment.mask_from_attention; None: the transformers default",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
@@ -109,18 +118,33 @@ class ModelSource(Frozen):
 class DigGenerate(Frozen):
     """Generate DiG data into ``task.root`` when its manifest is missing."""
 
-    n: int = Field(8, ge=1)
-    renderer: str = "raster"
-    seed: int = 0
-    split: str = "mixed"
-    size: tuple[int, int] = (64, 64)
+    n: int = Field(8, ge=1, description="number of image pairs to render")
+    renderer: str = Field(
+        "raster", description="DiG renderer: 'raster' (numpy, no extras) or 'blender' (bpy)"
+    )
+    seed: int = Field(0, description="generator seed; the same seed gives the same bytes")
+    split: str = Field(
+        "mixed",
+        description="curriculum stage of every pair: single | dual | mixed, or all (thirds)",
+    )
+    size: tuple[int, int] = Field((64, 64), description="image size (width, height) in pixels")
 
 
 class TaskConfig(Frozen):
-    name: str = "dig"
-    root: str
-    split: str | None = None
-    generate: DigGenerate | None = None
+    """The training task (``prl tasks`` lists the registered ones and their options)."""
+
+    name: str = Field("dig", description="registered task name (tasks registry)")
+    root: str = Field(description="dataset directory the task reads (relative: to the cwd)")
+    split: str | None = Field(
+        None,
+        description="task split to train on; None: the task's default (all of DiG's stages). "
+        "With a curriculum each stage serves its own split instead",
+    )
+    generate: DigGenerate | None = Field(
+        None,
+        description="render DiG data into root when its manifest is missing; None: root "
+        "must already hold the data",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="task constructor options, e.g. {prompt: short, coords: norm1000} for DiG",
@@ -130,11 +154,27 @@ class TaskConfig(Frozen):
 class RewardConfig(Frozen):
     """``url``: reward service base URL or ``inprocess``; ``reward``: preset name or spec."""
 
-    url: str = "inprocess"
-    reward: str | dict[str, Any] = "dig"
-    api_key: str | None = "prl-dev-key"
-    timeout_s: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0)
+    url: str = Field(
+        "inprocess",
+        description="reward service base URL (http(s)://host:port), or 'inprocess' for the "
+        "same app called over the ASGI transport in this process",
+    )
+    reward: str | dict[str, Any] = Field(
+        "dig",
+        description="preset name (GET /v1/rewards, prl rewards) or a spec "
+        "{components: [...], aggregate: {...}}; docs/rewards.md",
+    )
+    api_key: str | None = Field(
+        "prl-dev-key",
+        description="bearer key sent to the reward service (the dev profile's key by default); "
+        "None: no Authorization header",
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, description="seconds one scoring request may take before it is retried"
+    )
+    retries: int = Field(
+        3, ge=0, description="retries of a failed scoring request (backoff, Retry-After)"
+    )
 
     @field_validator("url")
     @classmethod
@@ -149,7 +189,7 @@ class DiversityConfig(Frozen):
     the three choices where the implementation may depart from the paper's printed loss
     (trainer/objectives/diversity.py states the equations)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="add DEVA's diversity loss λ_div·L_div")
     lambda_div: float = Field(0.1, ge=0.0, description="weight λ_div of L_div in the loss")
     gamma: float = Field(
         1.0, gt=0.0, le=1.0, description="γ in log r_t = log π_ref + exp(log π_ref(⊤)/γ)"
@@ -178,26 +218,115 @@ class DiversityConfig(Frozen):
 class EntropyRegConfig(Frozen):
     """DEVA L_reg (global entropy regulariser, replaces KL): coefficient λ_reg."""
 
-    enabled: bool = False
-    lambda_reg: float = Field(0.1, ge=0.0)
+    enabled: bool = Field(
+        False,
+        description="add DEVA's global entropy regulariser λ_reg·L_reg; it replaces the "
+        "token-level KL, so grpo.beta must be 0",
+    )
+    lambda_reg: float = Field(0.1, ge=0.0, description="weight λ_reg of L_reg in the loss")
 
 
 class DevaConfig(Frozen):
-    diversity: DiversityConfig = DiversityConfig()
-    entropy_reg: EntropyRegConfig = EntropyRegConfig()
+    """DEVA's two loss terms on top of the policy loss (equations: trainer/objectives/),
+    defined once: :class:`trainer.grpo.DevaGRPOTrainer` reads this section itself, and
+    validating it needs no torch."""
 
-    def terms(self) -> DevaTerms:
-        d, e = self.diversity, self.entropy_reg
-        return DevaTerms(
-            diversity=d.enabled,
-            lambda_div=d.lambda_div,
-            gamma=d.gamma,
-            reduction=d.reduction,
-            state_reward=d.state_reward,
-            prompt_transition=d.prompt_transition,
-            entropy_reg=e.enabled,
-            lambda_reg=e.lambda_reg,
-        )
+    diversity: DiversityConfig = Field(
+        DiversityConfig(), description="GFlowNet diversity loss L_div (off by default)"
+    )
+    entropy_reg: EntropyRegConfig = Field(
+        EntropyRegConfig(), description="global entropy regulariser L_reg (off by default)"
+    )
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether a term reads the reference model (both DEVA terms do)."""
+        return self.diversity.enabled or self.entropy_reg.enabled
+
+
+ThresholdMode = Literal["absolute", "quantile"]
+
+
+class PGPOConfig(BaseModel):
+    """PGPO settings: the gate, the amplification and the weight bounds (the keyword arguments
+    of :func:`trainer.pgpo.pgpo_token_weights`) and the rows per no-grad forward."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        False,
+        description="weight each token's advantage by its visual dependency (one with-image "
+        "and one no-image no-grad forward per generation batch)",
+    )
+    threshold: float = Field(0.5, ge=0.0, description="KL value (absolute) or quantile in [0, 1]")
+    threshold_mode: ThresholdMode = Field(
+        "quantile",
+        description="how threshold reads: 'quantile' of each sequence's dependencies or an "
+        "'absolute' KL value (nats); tokens above it are gated (amplified)",
+    )
+    strength: float = Field(
+        1.0,
+        ge=0.0,
+        description="α: a gated token's raw weight is 1 + α·d_t/mean(d); 0 gives plain GRPO",
+    )
+    w_min: float = Field(
+        0.5, ge=0.0, le=1.0, description="lower bound of a token weight (mass is conserved)"
+    )
+    w_max: float = Field(
+        2.0, ge=1.0, description="upper bound of a token weight (mass is conserved)"
+    )
+    chunk_size: int | None = Field(None, ge=1, description="rows per no-grad forward; None = all")
+
+
+class AlignmentConfig(BaseModel):
+    """Run-config section ``alignment`` (DEVA alignment reward inputs).
+
+    ``send_inputs``: attach ``image`` + ``query`` to every scored sample (needed by the
+    ``alignment`` component; use a spec with it, e.g. format + f1 + miou + alignment with
+    ``aggregate: harmonic``). ``image``: ``path`` (relative to ``path_root``, default the
+    task root — start the embedding service with ``PRL_EMBEDDING_DATA_ROOT`` there) or
+    ``base64``. ``mask_from_attention``: also send the decoder-attention patch mask
+    (``mask_threshold`` on min–max scaled scores, or keep the top ``mask_keep_fraction``
+    patches; ``mask_layers``: decoder layers averaged, None = all).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    send_inputs: bool = Field(
+        False,
+        description="attach image and query to every scored sample (the alignment "
+        "component needs them)",
+    )
+    image: Literal["path", "base64"] = Field(
+        "path",
+        description="how the image travels: 'path' relative to path_root (the embedding "
+        "service reads it under its data root) or 'base64' PNG in the request",
+    )
+    path_root: str | None = Field(
+        None,
+        description="directory image paths are made relative to; None: the task root",
+    )
+    mask_from_attention: bool = Field(
+        False,
+        description="also send a patch mask of the last image from the decoder's "
+        "completion→image attention (needs send_inputs and eager attention)",
+    )
+    mask_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="keep patches whose min–max scaled attention is at least this",
+    )
+    mask_keep_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="keep this fraction of patches with the highest attention instead of "
+        "thresholding; None: use mask_threshold",
+    )
+    mask_layers: tuple[int, ...] | None = Field(
+        None, description="decoder layers whose attention is averaged; None: all"
+    )
 
 
 class DpoConfig(Frozen):
@@ -207,13 +336,24 @@ class DpoConfig(Frozen):
     model samples ``generations`` completions per task row and the reward service ranks them.
     """
 
-    rollouts: str | None = None
-    generations: int = Field(4, ge=2)
-    max_new_tokens: int = Field(16, ge=1)
-    temperature: float = Field(1.0, gt=0.0)
+    rollouts: str | None = Field(
+        None,
+        description="JSONL of scored rollout groups to build pairs from; None: sample them "
+        "from the model and score them with the reward service",
+    )
+    generations: int = Field(4, ge=2, description="completions sampled per task row")
+    max_new_tokens: int = Field(16, ge=1, description="token budget of each sampled completion")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the rollouts")
     max_rows: int | None = Field(None, ge=1, description="task rows to sample; None = all")
-    min_margin: float = Field(0.0, ge=0.0)
-    run: DPORunConfig = DPORunConfig()
+    min_margin: float = Field(
+        0.0,
+        ge=0.0,
+        description="a group makes a pair only when best − worst reward exceeds this "
+        "(0: skip exactly the tied, zero-variance groups)",
+    )
+    run: DPORunConfig = Field(
+        DPORunConfig(), description="trl.DPOTrainer settings and what is trained"
+    )
 
 
 class SftConfig(Frozen):
@@ -221,6 +361,13 @@ class SftConfig(Frozen):
 
     cot: bool = Field(
         False, description="SFT-CoT: think block describes each difference (from the scene diff)"
+    )
+    think: str | None = Field(
+        None,
+        min_length=1,
+        description="the fixed text inside <think> </think> of a plain (non-CoT) gold completion; "
+        "default: tasks.dig.traces.PLAIN_THINK (~115 byte tokens; tiny models train faster on a "
+        "short one such as 'I compare.')",
     )
     args: dict[str, Any] = Field(
         default_factory=dict,
@@ -238,68 +385,139 @@ class SftConfig(Frozen):
             raise ValueError(f"sft.args: unknown SFTConfig field(s) {unknown}")
         return v
 
+    @model_validator(mode="after")
+    def _think_or_cot(self) -> SftConfig:
+        if self.cot and self.think is not None:
+            raise ValueError("sft: cot writes its own think; set sft.cot or sft.think, not both")
+        if self.think is not None and ("<think>" in self.think or "</think>" in self.think):
+            raise ValueError("sft.think is the text inside <think> </think>; leave the tags out")
+        return self
+
 
 class CheckpointConfig(Frozen):
-    every_steps: int = Field(50, ge=1)
-    keep: int | None = Field(None, ge=1)
+    """When checkpoints are written into ``<run_dir>/checkpoints/`` (resume reads the last)."""
+
+    every_steps: int = Field(
+        50, ge=1, description="save a checkpoint every this many optimizer steps (save_steps)"
+    )
+    keep: int | None = Field(
+        None, ge=1, description="newest checkpoints kept (save_total_limit); None: all"
+    )
+
+
+TRL_FIELDS_FILE = Path(__file__).with_name("trl_fields.json")
+"""Field names of ``trl.GRPOConfig`` and ``trl.SFTConfig`` at the pinned TRL and transformers,
+so that a run config is validated without importing TRL (and torch). A test checks the file
+against the installed TRL; :func:`write_trl_fields` regenerates it after an upgrade."""
+
+
+def installed_trl_fields() -> dict[str, Any]:
+    """What :data:`TRL_FIELDS_FILE` holds, read from the installed TRL (imports it)."""
+    import transformers
+    import trl
+
+    return {
+        "trl": trl.__version__,
+        "transformers": transformers.__version__,
+        "GRPOConfig": sorted(f.name for f in dataclasses.fields(trl.GRPOConfig)),
+        "SFTConfig": sorted(f.name for f in dataclasses.fields(trl.SFTConfig)),
+    }
+
+
+def write_trl_fields() -> None:
+    """Rewrite :data:`TRL_FIELDS_FILE` from the installed TRL."""
+    TRL_FIELDS_FILE.write_text(json.dumps(installed_trl_fields(), indent=1) + "\n")
 
 
 @cache
+def _trl_fields() -> dict[str, Any]:
+    return json.loads(TRL_FIELDS_FILE.read_text())
+
+
 def grpo_field_names() -> frozenset[str]:
-    from trl import GRPOConfig
-
-    return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+    return frozenset(_trl_fields()["GRPOConfig"])
 
 
-@cache
 def sft_field_names() -> frozenset[str]:
-    from trl import SFTConfig
-
-    return frozenset(f.name for f in dataclasses.fields(SFTConfig))
+    return frozenset(_trl_fields()["SFTConfig"])
 
 
 class TrainConfig(Frozen):
     """One training run; see the module docstring."""
 
-    run_dir: str
-    model: ModelSource
-    task: TaskConfig
-    reward: RewardConfig = RewardConfig()
+    run_dir: str = Field(
+        description="output directory: config.yaml, checkpoints/, final/, metrics.jsonl "
+        "(TRL's output_dir; relative paths resolve against the cwd)"
+    )
+    model: ModelSource = Field(description="the policy: a checkpoint dir or a tiny random model")
+    task: TaskConfig = Field(description="the task and dataset the prompts come from")
+    reward: RewardConfig = Field(
+        RewardConfig(), description="where rewards come from and which preset or spec"
+    )
     loss_type: str = Field(
         "dapo",
-        description="policy loss, a name registered in trainer.objectives "
-        "(grpo, bnpo, dr_grpo, dapo, gspo, gmpo, cppo; docs/training.md 'Policy losses')",
+        description="policy loss, a name registered in trainer.objectives.policy_losses: grpo "
+        "(per-sequence token mean), bnpo (local token mean), dr_grpo (Σ / (B·L_max)), dapo "
+        "(tokens of the generation batch, clip-higher), gspo (sequence-level ratio), gmpo "
+        "(geometric mean, log-space clip), cppo (top-|A| completions per group); validated "
+        "at load time; docs/training.md 'Policy losses'",
     )
     cppo: CppoConfig = Field(CppoConfig(), description="CPPO pruning (loss_type cppo only)")
     papo: PapoConfig = Field(PapoConfig(), description="PAPO implicit perception loss")
     care: CareConfig = Field(CareConfig(), description="GRPO-CARE consistency bonus")
-    max_steps: int = Field(ge=1)
-    seed: int = 0
-    deva: DevaConfig = DevaConfig()
-    pgpo: PGPOConfig = PGPOConfig()
-    curriculum: CurriculumConfig | None = None
-    alignment: AlignmentConfig = AlignmentConfig()
-    train_vision_tower: bool | None = None
-    train_projector: bool | None = None
-    method: Literal["grpo", "sft", "dpo"] = "grpo"
+    max_steps: int = Field(ge=1, description="optimizer steps to train (TRL's max_steps)")
+    seed: int = Field(0, description="seed of TRL/transformers (sampling, data order, init)")
+    deva: DevaConfig = Field(DevaConfig(), description="DEVA's diversity and entropy terms")
+    pgpo: PGPOConfig = Field(
+        PGPOConfig(), description="PGPO visual-dependency token weighting of the advantages"
+    )
+    curriculum: CurriculumConfig | None = Field(
+        None,
+        description="DiG curriculum: stages served one after another (single → dual → "
+        "mixed); None: train on task.split throughout",
+    )
+    alignment: AlignmentConfig = Field(
+        AlignmentConfig(),
+        description="inputs sent with each sample for DEVA's alignment reward (image, query, "
+        "attention patch mask)",
+    )
+    train_vision_tower: bool | None = Field(
+        None,
+        description="PIVOT switch: train (true) or freeze (false) the vision tower; None: "
+        "leave it as loaded",
+    )
+    train_projector: bool | None = Field(
+        None,
+        description="PIVOT switch: train (true) or freeze (false) the vision→text projector "
+        "(merger); None: leave it as loaded",
+    )
+    method: Literal["grpo", "sft", "dpo"] = Field(
+        "grpo",
+        description="grpo: GRPO with DEVA/PGPO terms; sft: supervised fine-tuning on gold "
+        "completions; dpo: PIVOT preference training on reward-ranked rollouts",
+    )
     init_from: str | None = Field(
         None,
         description="start from this trained checkpoint (a dir with config.json, or a run dir "
         "whose final/ holds one); the model section then only names the base",
     )
-    sft: SftConfig = SftConfig()
-    dpo: DpoConfig = DpoConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
-    grpo: dict[str, Any] = Field(default_factory=dict)
+    sft: SftConfig = Field(SftConfig(), description="settings of method: sft")
+    dpo: DpoConfig = Field(DpoConfig(), description="settings of method: dpo")
+    checkpoint: CheckpointConfig = Field(CheckpointConfig(), description="checkpoint cadence")
+    grpo: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other trl.GRPOConfig field (beta, num_generations, learning_rate, "
+        "use_vllm, ...), passed through; fields this config owns are refused with their name",
+    )
 
     @field_validator("loss_type")
     @classmethod
     def _loss_type(cls, v: str) -> str:
         from services.common.registry import UnknownNameError
-        from trainer.objectives.registry import policy_loss_spec
+        from trainer.objectives.registry import check_policy_loss_name
 
         try:
-            policy_loss_spec(v)
+            check_policy_loss_name(v)
         except UnknownNameError as exc:
             raise ValueError(f"loss_type: {exc}") from None
         return v
@@ -346,7 +564,7 @@ class TrainConfig(Frozen):
                 f"per_device_train_batch_size × steps_per_generation ({bs} × {steps_per_gen}) "
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
-        self._check_issue6()
+        self._check_perception_terms()
         self._check_policy_plugins(bs, steps_per_gen, gens)
         self._check_curriculum_thresholds()
         return self
@@ -354,9 +572,7 @@ class TrainConfig(Frozen):
     def _check_policy_plugins(self, bs: int, steps_per_gen: int, gens: int) -> None:
         """CPPO's pruned batch must still split into steps; CARE replaces the KL penalty."""
         if self.loss_type == "cppo":
-            from trainer.objectives.cppo import cppo_keep_count
-
-            kept = bs * steps_per_gen // gens * cppo_keep_count(gens, self.cppo.keep_ratio)
+            kept = bs * steps_per_gen // gens * self.cppo.keep_count(gens)
             if kept % steps_per_gen:
                 raise ValueError(
                     f"cppo: {kept} kept completions per generation batch do not split into "
@@ -430,8 +646,8 @@ class TrainConfig(Frozen):
                 f"choose a threshold in [{floor:g}, {rng.hi:g})"
             )
 
-    def _check_issue6(self) -> None:
-        """PGPO / curriculum / alignment combinations (issue 6)."""
+    def _check_perception_terms(self) -> None:
+        """PGPO / curriculum / alignment-mask combinations the trainer cannot run."""
         init = self.grpo.get("model_init_kwargs") or {}
         both = (self.model.attn_implementation, init.get("attn_implementation"))
         if None not in both and both[0] != both[1]:

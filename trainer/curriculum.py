@@ -46,6 +46,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +62,9 @@ class StageSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
+    name: str = Field(
+        description="stage name, also the task split it serves (DiG: single, dual, mixed)"
+    )
     max_steps: int | None = Field(None, ge=1, description="step budget; None = no budget")
     reward_threshold: float | None = Field(
         None,
@@ -83,10 +86,14 @@ class CurriculumConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stages: tuple[StageSpec, ...] = (
-        StageSpec(name="single", max_steps=200, reward_threshold=0.7, min_steps=20),
-        StageSpec(name="dual", max_steps=300, reward_threshold=0.6, min_steps=20),
-        StageSpec(name="mixed"),
+    stages: tuple[StageSpec, ...] = Field(
+        (
+            StageSpec(name="single", max_steps=200, reward_threshold=0.7, min_steps=20),
+            StageSpec(name="dual", max_steps=300, reward_threshold=0.6, min_steps=20),
+            StageSpec(name="mixed"),
+        ),
+        description="stages in order; a stage ends at its step budget or reward threshold, "
+        "whichever comes first, and the last one runs to the end of training",
     )
     window: int = Field(32, ge=1, description="rewards in the running mean")
     threshold_units: ThresholdUnits = Field(
@@ -309,13 +316,7 @@ class StagedDataset:
         )
 
 
-try:  # transformers is an optional (ml) dependency
-    from transformers import TrainerCallback as _Base
-except ImportError:  # pragma: no cover - the ml extra is installed in CI
-    _Base = object  # type: ignore[assignment,misc]
-
-
-class CurriculumCallback(_Base):  # type: ignore[misc,valid-type]
+class _CurriculumHooks:
     """Feeds logged rewards into a :class:`Curriculum` and switches a :class:`StagedDataset`.
 
     * ``on_log``: ``logs[reward_key]`` (TRL logs the mean reward of the steps since the last
@@ -378,3 +379,23 @@ class CurriculumCallback(_Base):  # type: ignore[misc,valid-type]
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ckpt.is_dir():
             self.curriculum.save(ckpt)
+
+
+@cache
+def _callback_class() -> type:
+    from transformers import TrainerCallback
+
+    return type(
+        "CurriculumCallback",
+        (_CurriculumHooks, TrainerCallback),
+        {"__doc__": _CurriculumHooks.__doc__, "__module__": __name__},
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``CurriculumCallback``: the hooks above on transformers' ``TrainerCallback``, built on
+    first use, so that importing this module (to validate a run config) does not import
+    transformers and torch."""
+    if name == "CurriculumCallback":
+        return _callback_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -141,22 +141,38 @@ class DPORunConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    beta: float = Field(0.1, gt=0, description="DPO β")
-    loss_type: str = "sigmoid"
-    learning_rate: float = Field(1e-5, gt=0)
-    max_steps: int = Field(100, ge=1)
-    per_device_train_batch_size: int = Field(2, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int | None = None
-    train_vision_tower: bool = True
-    train_projector: bool = True
-    train_language_model: bool = False
-    bf16: bool = False
-    gradient_checkpointing: bool = False
+    beta: float = Field(
+        0.1, gt=0, description="DPO β: how far the policy may move from the reference model"
+    )
+    loss_type: str = Field(
+        "sigmoid", description="trl.DPOConfig loss_type ('sigmoid' is the DPO paper's loss)"
+    )
+    learning_rate: float = Field(1e-5, gt=0, description="AdamW learning rate")
+    max_steps: int = Field(100, ge=1, description="optimizer steps")
+    per_device_train_batch_size: int = Field(2, ge=1, description="preference pairs per device")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="micro-batches accumulated per optimizer step"
+    )
+    max_length: int | None = Field(
+        None, description="truncate prompt + completion to this many tokens; None: TRL default"
+    )
+    train_vision_tower: bool = Field(True, description="train the vision tower (PIVOT: yes)")
+    train_projector: bool = Field(True, description="train the vision→text projector (merger)")
+    train_language_model: bool = Field(
+        False, description="train the language model too (PIVOT trains the encoder only)"
+    )
+    bf16: bool = Field(False, description="bfloat16 mixed precision (GPU runs)")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in backward to save memory"
+    )
     use_cpu: bool | None = Field(None, description="None: CPU when no CUDA device is present")
-    seed: int = 0
-    logging_steps: int = 1
-    save_strategy: str = "no"
+    seed: int = Field(0, description="seed of the DPO trainer (data order, dropout)")
+    logging_steps: int = Field(1, description="log the DPO metrics every this many steps")
+    save_strategy: str = Field(
+        "no",
+        description="trl save_strategy for intermediate checkpoints; the final model is "
+        "always saved",
+    )
 
 
 def _freeze_language_model(model: Any, trainable: bool) -> None:

@@ -20,7 +20,7 @@ which costs one (B, T, H) gather and a dot product. Gradients reach θ through b
 kernel's log π(o_t | ·) and h. The reference model (no grad) is evaluated the same way, once
 per generation batch. Models with logit soft-capping or logit scaling are rejected.
 
-Perception terms (issue 6), both once per generation batch and without gradient:
+Perception terms, both once per generation batch and without gradient:
 
 * **PGPO** (``pgpo.enabled``): after generation and scoring, the visual dependency
   d_t = KL(π(·|I, q, o_<t) ‖ π(·|q, o_<t)) from one with-image and one no-image forward
@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from accelerate.utils import is_peft_model
@@ -57,7 +56,8 @@ from trl.trainer.utils import (
     use_adapter,
 )
 
-from trainer.alignment import AlignmentConfig, attention_patch_masks
+from trainer.alignment import attention_patch_masks
+from trainer.config import AlignmentConfig, DevaConfig, PGPOConfig
 from trainer.loss_views import (
     answer_token_mask,
     ema_update,
@@ -70,7 +70,7 @@ from trainer.objectives.diversity import diversity_loss
 from trainer.objectives.entropy import entropy_regularizer
 from trainer.objectives.policy import PolicyInputs, PolicyParams, k3_kl, log_importance_weights
 from trainer.objectives.registry import PolicyLossSpec, policy_losses, regularizers, reward_bonuses
-from trainer.pgpo import PGPOConfig, completion_logits, pgpo_advantages, vision_token_ids
+from trainer.pgpo import completion_logits, pgpo_advantages, vision_token_ids
 from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
 
 log = logging.getLogger(__name__)
@@ -87,24 +87,6 @@ _FORWARD_KEYS = (
     "mm_token_type_ids",
     "image_position_ids",
 )
-
-
-@dataclass(frozen=True)
-class DevaTerms:
-    """DEVA switches: λ_div·L_div (γ ∈ (0, 1]) and λ_reg·L_reg, added to the policy loss."""
-
-    diversity: bool = False
-    lambda_div: float = 0.1
-    gamma: float = 1.0
-    reduction: Literal["sum", "mean"] = "mean"
-    state_reward: Literal["cumulative", "last_token"] = "cumulative"
-    prompt_transition: bool = True
-    entropy_reg: bool = False
-    lambda_reg: float = 0.1
-
-    @property
-    def needs_reference(self) -> bool:
-        return self.diversity or self.entropy_reg
 
 
 def policy_loss_name(loss_type: str, importance_sampling_level: str) -> str:
@@ -195,7 +177,7 @@ class DevaGRPOTrainer(GRPOTrainer):
     def __init__(
         self,
         *args: Any,
-        deva: DevaTerms | None = None,
+        deva: DevaConfig | None = None,
         pgpo: PGPOConfig | None = None,
         alignment: AlignmentConfig | None = None,
         policy_loss: str | None = None,
@@ -204,7 +186,7 @@ class DevaGRPOTrainer(GRPOTrainer):
         care: CareConfig | None = None,
         **kwargs: Any,
     ) -> None:
-        self.deva = deva or DevaTerms()
+        self.deva = deva or DevaConfig()
         self.pgpo = pgpo or PGPOConfig()
         self.alignment = alignment or AlignmentConfig()
         self.cppo = cppo or CppoConfig()
@@ -399,7 +381,7 @@ class DevaGRPOTrainer(GRPOTrainer):
     @torch.no_grad()
     def reference_terms(self, inputs: dict[str, Any], batch_size: int | None) -> dict[str, Tensor]:
         """ref_per_token_logps, ref_entropies, ref_eos_logps (B, T) without grad."""
-        kw = {"batch_size": batch_size, "compute_eos": self.deva.diversity}
+        kw = {"batch_size": batch_size, "compute_eos": self.deva.diversity.enabled}
         if self.ref_model is not None:
             lp, ent, eos, _ = self.forward_terms(self.ref_model, inputs, **kw)
         else:
@@ -627,7 +609,7 @@ class DevaGRPOTrainer(GRPOTrainer):
             inputs,
             compute_entropy=True,
             compute_aux_loss=self.aux_loss_enabled,
-            compute_eos=self.deva.diversity,
+            compute_eos=self.deva.diversity.enabled,
         )
         assert entropies is not None
         old = inputs.get("old_per_token_logps")
@@ -649,7 +631,7 @@ class DevaGRPOTrainer(GRPOTrainer):
         loss, metrics = spec(pin, self._policy_params(inputs, mode))
         if spec.reduction != "global_tokens":  # DAPO's normaliser already spans the batch
             loss = loss / accum
-        if self.deva.diversity:
+        if self.deva.diversity.enabled:
             assert eos_logps is not None
             l_div, m = diversity_loss(
                 logps,
@@ -657,16 +639,16 @@ class DevaGRPOTrainer(GRPOTrainer):
                 inputs["ref_per_token_logps"],
                 inputs["ref_eos_logps"],
                 mask,
-                gamma=self.deva.gamma,
-                reduction=self.deva.reduction,
-                state_reward=self.deva.state_reward,
-                prompt_transition=self.deva.prompt_transition,
+                gamma=self.deva.diversity.gamma,
+                reduction=self.deva.diversity.reduction,
+                state_reward=self.deva.diversity.state_reward,
+                prompt_transition=self.deva.diversity.prompt_transition,
             )
-            loss = loss + self.deva.lambda_div * l_div / accum
+            loss = loss + self.deva.diversity.lambda_div * l_div / accum
             metrics.update(m)
-        if self.deva.entropy_reg:
+        if self.deva.entropy_reg.enabled:
             l_reg, m = entropy_regularizer(entropies, inputs["ref_entropies"], mask)
-            loss = loss + self.deva.lambda_reg * l_reg / accum
+            loss = loss + self.deva.entropy_reg.lambda_reg * l_reg / accum
             metrics.update(m)
         if self.papo.enabled:
             m_logps, m_ent = self.papo_view_terms(model, inputs)

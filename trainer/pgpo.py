@@ -25,13 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-ThresholdMode = Literal["absolute", "quantile"]
+from trainer.config import PGPOConfig, ThresholdMode
 
 #: Qwen-VL tokens that make up an image/video placeholder in a prompt.
 QWEN_VISION_TOKENS: tuple[str, ...] = (
@@ -451,21 +450,6 @@ def batch_visual_dependency(
 # --------------------------------------------------------------------------------------------
 # (5) one call for the trainer
 # --------------------------------------------------------------------------------------------
-
-
-class PGPOConfig(BaseModel):
-    """PGPO settings: the gate, the amplification and the weight bounds (the keyword arguments
-    of :func:`pgpo_token_weights`) and the rows per no-grad forward."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = False
-    threshold: float = Field(0.5, ge=0.0, description="KL value (absolute) or quantile in [0, 1]")
-    threshold_mode: ThresholdMode = "quantile"
-    strength: float = Field(1.0, ge=0.0)
-    w_min: float = Field(0.5, ge=0.0, le=1.0)
-    w_max: float = Field(2.0, ge=1.0)
-    chunk_size: int | None = Field(None, ge=1, description="rows per no-grad forward; None = all")
 
 
 @torch.no_grad()

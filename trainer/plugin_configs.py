@@ -6,6 +6,7 @@ Equations and papers: trainer/objectives/cppo.py, papo.py, care.py and docs/trai
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,17 @@ class CppoConfig(_Frozen):
         le=1.0,
         description="share of each group's completions kept, k = max(1, ceil(keep_ratio·G))",
     )
+
+    def keep_count(self, group_size: int) -> int:
+        """k = max(1, ⌈keep_ratio · G⌉)."""
+        return cppo_keep_count(group_size, self.keep_ratio)
+
+
+def cppo_keep_count(group_size: int, keep_ratio: float) -> int:
+    """k = max(1, ⌈keep_ratio · G⌉); keep_ratio must be in (0, 1]."""
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
+    return max(1, math.ceil(keep_ratio * group_size - 1e-9))
 
 
 class PapoConfig(_Frozen):

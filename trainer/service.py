@@ -24,6 +24,7 @@ from pydantic_settings import SettingsConfigDict
 from schemas.jobs import JobList, JobSubmit, JobView
 from services.common.app import create_service_app
 from services.common.auth import require_scope
+from services.common.catalog import default_port
 from services.common.params import WHOLE, RowId
 from services.common.settings import ServiceSettings
 from trainer.jobs.manager import JobManager
@@ -34,13 +35,17 @@ log = logging.getLogger(__name__)
 class TrainerServiceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PRL_TRAINER_", extra="ignore", frozen=True)
 
-    port: int = 8004
+    port: int = Field(
+        default=default_port("trainer"), ge=0, le=65535, description="TCP port (0: any free port)"
+    )
     runs_dir: Path = Field(default=Path("runs"), description="one directory per job")
     reward_url: str | None = Field(
         default=None, description="reward service for jobs whose config has none"
     )
     max_running: int = Field(default=1, ge=1, description="jobs run at once (GPUs are not shared)")
-    poll_interval_s: float = Field(default=1.0, gt=0)
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, description="seconds between checks of running jobs and their metrics"
+    )
 
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -36,7 +36,9 @@ def completion_messages(text: str) -> list[dict[str, Any]]:
     return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
 
 
-def sft_rows(task: Task, split: str | None = None, *, cot: bool = False) -> list[dict[str, Any]]:
+def sft_rows(
+    task: Task, split: str | None = None, *, cot: bool = False, think: str | None = None
+) -> list[dict[str, Any]]:
     """``{id, prompt, completion, images}`` per sample of ``task``'s ``split``."""
     from tasks.dig.traces import sft_completion
 
@@ -46,18 +48,20 @@ def sft_rows(task: Task, split: str | None = None, *, cot: bool = False) -> list
             {
                 "id": sample.id,
                 "prompt": task.messages(sample),
-                "completion": completion_messages(sft_completion(sample, cot=cot)),
+                "completion": completion_messages(sft_completion(sample, cot=cot, think=think)),
                 "images": list(sample.images),
             }
         )
     return rows
 
 
-def sft_dataset(task: Task, split: str | None = None, *, cot: bool = False) -> datasets.Dataset:
+def sft_dataset(
+    task: Task, split: str | None = None, *, cot: bool = False, think: str | None = None
+) -> datasets.Dataset:
     """:func:`sft_rows` as a ``datasets.Dataset`` with decoded ``images`` (PIL) for TRL."""
     import datasets
 
-    rows = sft_rows(task, split, cot=cot)
+    rows = sft_rows(task, split, cot=cot, think=think)
     columns = {k: [r[k] for r in rows] for k in ("id", "prompt", "completion", "images")}
     ds = datasets.Dataset.from_dict(columns)
     return ds.cast_column("images", datasets.Sequence(datasets.Image()))
@@ -120,7 +124,7 @@ def run_sft(
     ensure_processor_support()
     path = model_path(cfg)
     task = get_task(cfg.task.name, root=str(ensure_data(cfg)), **cfg.task.options)
-    dataset = sft_dataset(task, cfg.task.split, cot=cfg.sft.cot)
+    dataset = sft_dataset(task, cfg.task.split, cot=cfg.sft.cot, think=cfg.sft.think)
     start = last_checkpoint(cfg.run_path) if resume else None
     if start is not None:
         drop_records_after(cfg.run_path / "metrics.jsonl", checkpoint_step(start))

@@ -1,6 +1,6 @@
 """Tiny, randomly initialised Qwen2-VL / Qwen2.5-VL checkpoints built offline, and their loaders.
 
-Nothing is downloaded. The pieces (see shared/research/D_cpu_stack.md §2):
+Nothing is downloaded. The pieces:
 
 * tokenizer: transformers' own ``Qwen2Tokenizer`` with a 256-symbol byte-level vocabulary (no
   merges), followed by the Qwen special tokens in the real Qwen order, then ``<think>``/``</think>``

@@ -7,7 +7,7 @@ Run dir layout::
     <run_dir>/checkpoints/       TRL/transformers checkpoints (checkpoint-<step>/)
     <run_dir>/metrics.jsonl      one record per step (trainer.metrics)
 
-Issue 6 wiring: ``pgpo`` and ``alignment`` go to :class:`~trainer.grpo.DevaGRPOTrainer`;
+Perception terms and switches: ``pgpo`` and ``alignment`` go to :class:`~trainer.grpo.DevaGRPOTrainer`;
 ``curriculum`` serves one task split per stage through a
 :class:`~trainer.curriculum.StagedDataset` switched by a
 :class:`~trainer.curriculum.CurriculumCallback` (state saved in each checkpoint, restored on
@@ -227,7 +227,7 @@ def build_trainer(
         train_dataset=dataset,
         processing_class=load_processor(path),
         callbacks=[*extra, MetricsCallback(sinks, providers), *callbacks],
-        deva=cfg.deva.terms(),
+        deva=cfg.deva,
         pgpo=cfg.pgpo,
         alignment=cfg.alignment,
         policy_loss=cfg.loss_type,

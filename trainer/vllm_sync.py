@@ -4,8 +4,7 @@ TRL 1.16's ``VLLMGeneration.sync_weights`` (colocate mode) pushes each parameter
 ``driver_worker.model_runner.model.load_weights([(name, param)])``. On vLLM's CPU backend that
 raises ``AssertionError: Attempted to load weight ... into parameter (torch.Size([0]))``: the
 CPU backend pre-packs every Linear weight for oneDNN and leaves an empty Parameter behind, so
-TRL's loop half-updates the model (norms and embeddings load, Linear weights do not;
-shared/research/E_vllm_bpy.md Q1.6).
+TRL's loop half-updates the model (norms and embeddings load, Linear weights do not).
 
 :func:`colocate_sync` keeps TRL's per-tensor path on GPU and, on CPU, hands the full set of
 checkpoint-named tensors to vLLM's layer-wise ``reload_weights`` (which restores the kernel

@@ -10,7 +10,8 @@ Failure policy (never a silent 0): a call that fails after the client's retries,
 ``timeout_s``, gives each of its samples ``fallback_reward`` with ``fallback=True`` — which
 every adapter logs as ``prl_fallback`` — and a warning in the log. A sample the service scored
 but could not parse keeps the service's reward (0 by definition) and ``error`` set; it is not
-a fallback. OpenRLHF's own client, by contrast, logs and drops the sample (research/A §3.1).
+a fallback. OpenRLHF's own client, by contrast, logs the failure and leaves the sample's reward unset
+(``SingleTurnAgentExecutor``, OpenRLHF 0.11).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Seeded synthetic COCO detection sets for parity tests and the mAP benchmark.
 
-Shape follows research/C_eval.md §1.1: non-contiguous category ids with skewed frequencies
+Shaped like COCO val (docs/metrics.md, "Parity and speed"): non-contiguous category ids with skewed frequencies
 (Dirichlet 0.7), images 480–640 × 360–640, 1 + Poisson(λ) GT boxes per image with
 log-uniform sides (small, medium and large areas all present), ~1 % crowd; per image a fixed
 number of detections: a jittered true positive for 85 % of non-crowd GT (score ~ Beta(5, 2)),

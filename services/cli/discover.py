@@ -42,9 +42,8 @@ AS_JSON = typer.Option(False, "--json", help="print as JSON")
 def list_tasks(as_json: bool = AS_JSON) -> None:
     """Registered tasks with their options (``prl bench run --task NAME --task-opt k=v``)."""
     from tasks.options import describe_options
-    from tasks.registry import _load_builtin_tasks, tasks
+    from tasks.registry import tasks
 
-    _load_builtin_tasks()
     rows = []
     for name, factory in tasks.items():
         rows.append(
@@ -95,11 +94,8 @@ def list_rewards(as_json: bool = AS_JSON) -> None:
 @app.command("metrics")
 def list_metrics(as_json: bool = AS_JSON) -> None:
     """Benchmark metrics (``prl bench run --metric NAME``) and the tasks reporting each."""
-    from services.benchmark.metrics.registry import _load_builtin, metrics
-    from tasks.registry import _load_builtin_tasks
+    from services.benchmark.metrics.registry import metrics
 
-    _load_builtin()
-    _load_builtin_tasks()
     rows = [{"name": n, "description": _first_line(m)} for n, m in metrics.items()]
     _emit(rows, as_json, "\n".join(f"{r['name']:<24} {r['description']}" for r in rows))
 

@@ -1,4 +1,4 @@
-"""``prl serve reward|embedding|leaderboard|trainer``."""
+"""``prl serve <service>``: one command per entry of :data:`services.common.catalog.SERVICES`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,7 @@ import typer
 
 from services.cli._store import db_option
 from services.cli.base import serve_app
-
-# service name → (uvicorn factory, settings env prefix, default port)
-SERVICES: dict[str, tuple[str, str, int]] = {
-    "reward": ("services.reward.app:create_app", "PRL_REWARD_", 8001),
-    "embedding": ("services.embedding.app:create_app", "PRL_EMBEDDING_", 8002),
-    "leaderboard": ("services.leaderboard.app:create_app", "PRL_LEADERBOARD_", 8003),
-    "trainer": ("trainer.service:create_app", "PRL_TRAINER_", 8004),
-}
+from services.common.catalog import SERVICES
 
 
 def run_service(
@@ -26,7 +19,8 @@ def run_service(
     from services.common.serving import serve
     from services.stack import port_in_use
 
-    factory, prefix, default_port = SERVICES[name]
+    info = SERVICES[name]
+    factory, prefix, default_port = info.factory, info.env_prefix, info.port
     for key, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[prefix + key] = str(value)
@@ -51,13 +45,13 @@ def _command(name: str) -> None:
         host: str | None = typer.Option(
             None, help=f"bind address (default PRL_{name.upper()}_HOST or 127.0.0.1)"
         ),
-        port: int | None = typer.Option(None, help=f"port (default {SERVICES[name][2]})"),
+        port: int | None = typer.Option(None, help=f"port (default {SERVICES[name].port})"),
         workers: int | None = typer.Option(None, help="uvicorn worker processes"),
         db: str | None = db_option(),
     ) -> None:
         run_service(name, host, port, workers, db)
 
-    serve.__doc__ = f"Run the {name} service."
+    serve.__doc__ = f"Run the {name} service ({SERVICES[name].summary})."
     serve_app.command(name)(serve)
 
 

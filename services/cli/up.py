@@ -9,29 +9,32 @@ from pathlib import Path
 import typer
 
 from services.cli.base import app
+from services.common.catalog import SERVICE_NAMES, default_port
 
 
 @app.command("up")
 def up(
     workdir: Path = typer.Option(Path("prl-stack"), help="SQLite file, models and logs go here"),
     services: str = typer.Option(
-        ",".join(("embedding", "reward", "leaderboard", "trainer")),
+        ",".join(SERVICE_NAMES),
         help="comma-separated services to start",
     ),
     timeout: float = typer.Option(180.0, help="seconds to wait for readiness"),
-    reward_port: int = typer.Option(8001, help="reward service port"),
-    embedding_port: int = typer.Option(8002, help="embedding service port"),
-    leaderboard_port: int = typer.Option(8003, help="leaderboard service port"),
-    trainer_port: int = typer.Option(8004, help="trainer service port"),
+    reward_port: int = typer.Option(default_port("reward"), help="reward service port"),
+    embedding_port: int = typer.Option(default_port("embedding"), help="embedding service port"),
+    leaderboard_port: int = typer.Option(
+        default_port("leaderboard"), help="leaderboard service port"
+    ),
+    trainer_port: int = typer.Option(default_port("trainer"), help="trainer service port"),
 ) -> None:
     """Start the local stack, wait until every service is ready, print URLs; Ctrl-C stops all."""
     from services.cli.errors import CliError
-    from services.stack import DEFAULT_SERVICES, LocalStack, StackError, default_specs, port_in_use
+    from services.stack import LocalStack, StackError, default_specs, port_in_use
 
     names = tuple(s.strip() for s in services.split(",") if s.strip())
-    unknown = [n for n in names if n not in DEFAULT_SERVICES]
+    unknown = [n for n in names if n not in SERVICE_NAMES]
     if unknown:
-        raise CliError(f"--services: unknown {unknown}; choose from {', '.join(DEFAULT_SERVICES)}")
+        raise CliError(f"--services: unknown {unknown}; choose from {', '.join(SERVICE_NAMES)}")
     ports = {
         "reward": reward_port,
         "embedding": embedding_port,

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.errors import error_response, request_id_of
 from services.common.lifecycle import DRAINING, hook_uvicorn_signals
 from services.common.metrics import ServiceMetrics
 from services.common.middleware import GuardMiddleware
@@ -56,15 +57,6 @@ def format_validation_errors(errors: Sequence[dict]) -> str:
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         lines.append(f"{path or 'body'}: {msg}")
     return "; ".join(lines)
-
-
-def _error(
-    request: Request, status: int, code: str, message: str, headers: dict | None = None
-) -> JSONResponse:
-    rid = request.scope.get("state", {}).get("request_id", "")
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": rid}}, status, headers=headers
-    )
 
 
 def create_service_app(
@@ -114,7 +106,9 @@ def create_service_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(request, 422, "validation_error", format_validation_errors(exc.errors()))
+        return error_response(
+            request, 422, "validation_error", format_validation_errors(exc.errors())
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -131,11 +125,11 @@ def create_service_app(
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
-        return _error(request, exc.status_code, code, str(exc.detail), headers=headers)
+        return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency unavailable in %s: %r", request.url.path, exc)
-        return _error(
+        return error_response(
             request,
             503,
             "store_unavailable",
@@ -152,8 +146,8 @@ def create_service_app(
         # Starlette's ServerErrorMiddleware, outside GuardMiddleware, sends this answer and
         # then uvicorn closes the connection: say so (and echo the request id ourselves).
         log.exception("unhandled error in %s", request.url.path)
-        rid = request.scope.get("state", {}).get("request_id", "")
-        return _error(
+        rid = request_id_of(request)
+        return error_response(
             request,
             500,
             "internal",

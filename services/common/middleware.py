@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.errors import error_bytes
 from services.common.metrics import ServiceMetrics
 from services.common.settings import ServiceSettings
 
@@ -40,10 +40,6 @@ def with_guard_headers(headers: Iterable[tuple[bytes, bytes]], status: int, rid:
     if status >= 500 and not any(k.lower() == b"connection" for k, _ in out):
         out.append((b"connection", b"close"))
     return out
-
-
-def error_body(status: int, code: str, message: str, request_id: str) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
 
 
 class GuardMiddleware:
@@ -75,7 +71,7 @@ class GuardMiddleware:
             await send(message)
 
         async def reply(status: int, code: str, msg: str, headers: list | None = None) -> None:
-            body = error_body(status, code, msg, rid)
+            body = error_bytes(code, msg, rid)
             hdrs = [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

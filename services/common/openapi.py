@@ -25,24 +25,10 @@ from fastapi import FastAPI
 from starlette.routing import Match
 from starlette.types import Scope
 
+from services.common.errors import ERROR_SCHEMA
 from services.common.settings import ServiceSettings
 
 PROBES = {"/healthz", "/readyz", "/metrics"}
-ERROR_BODY = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "request_id"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "request_id": {"type": "string"},
-            },
-        }
-    },
-}
 _REF = {"$ref": "#/components/schemas/ErrorBody"}
 _GUARD = {
     "503": "overloaded, draining or a dependency unavailable (with Retry-After)",
@@ -59,7 +45,7 @@ the document itself says which scope each operation needs."""
 def describe(schema: dict[str, Any], settings: ServiceSettings) -> dict[str, Any]:
     """Patch FastAPI's ``schema`` in place (see the module docstring) and return it."""
     components = schema.setdefault("components", {})
-    components.setdefault("schemas", {})["ErrorBody"] = ERROR_BODY
+    components.setdefault("schemas", {})["ErrorBody"] = ERROR_SCHEMA
     schemes = components.get("securitySchemes", {})
     for name in [*SCOPE_SCHEMES, "HTTPBearer"]:
         schemes.pop(name, None)

@@ -17,10 +17,16 @@ Scope = Literal["read", "write", "admin"]
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PRL_", extra="ignore", frozen=True)
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    host: str = Field(
+        default="127.0.0.1", description="interface to listen on (0.0.0.0: every interface)"
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="uvicorn worker processes sharing the port"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="level of the service's and uvicorn's logs"
+    )
     profile: Literal["dev", "prod"] = Field(
         default="dev", description="'prod' refuses to start without API keys for writes"
     )

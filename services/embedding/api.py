@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 
 from schemas.embedding import AlignmentRequest, AlignmentResponse, EmbedRequest, EmbedResponse
 from services.common.auth import require_scope
 from services.embedding import engine as eng
 from services.embedding.batcher import QueueFull
+from services.embedding.deps import EngineDep, Settings
 from services.embedding.images import ImageInputError
 
 router = APIRouter(prefix="/v1", tags=["embedding"], dependencies=[Depends(require_scope("read"))])
@@ -24,19 +25,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "model still loading, or queue full (Retry-After)"},
     504: {"description": "embeddings not ready within PRL_EMBEDDING_EMBED_TIMEOUT_S"},
 }
-
-
-async def get_engine(request: Request) -> eng.Engine:
-    engine: eng.Engine | None = getattr(request.app.state, "engine", None)
-    if engine is None:
-        retry = str(request.app.state.settings.retry_after_s)
-        raise HTTPException(
-            503, "the embedding model is still loading; retry later", headers={"Retry-After": retry}
-        )
-    return engine
-
-
-EngineDep = Annotated[eng.Engine, Depends(get_engine)]
 
 
 @contextmanager
@@ -75,10 +63,9 @@ async def alignment(req: AlignmentRequest, engine: EngineDep) -> AlignmentRespon
 
 
 @router.get("/limits", operation_id="limits")
-async def limits(request: Request) -> dict[str, int]:
+async def limits(s: Settings) -> dict[str, int]:
     """Request-size limits (413 above them); the SDK splits ``/v1/alignment`` batches to fit
     ``max_items`` items and ``max_body_bytes`` per request. Answered while the model loads."""
-    s = request.app.state.settings
     return {
         "max_items": s.max_items_per_request,
         "max_images": s.max_images_per_request,

@@ -1,4 +1,5 @@
-"""DEVA's alignment hypervolume and its reward (DEVA, CVPR 2026; DESIGN.md "Hypervolume").
+"""DEVA's alignment hypervolume and its reward (DEVA, CVPR 2026; docs/rewards.md,
+``alignment``).
 
 Given L2-normalised embeddings ``f_i`` (masked image ``i' = i ∘ m``), ``f_q`` (query) and
 ``f_o`` (output), stacked as the rows of ``F ∈ R^{3×D}``:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.catalog import default_port
 from services.common.settings import ServiceSettings
 
 DeviceChoice = Literal["auto", "cpu", "cuda"]
@@ -20,7 +21,9 @@ DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
 class EmbeddingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PRL_EMBEDDING_", extra="ignore", frozen=True)
 
-    port: int = Field(default=8002, ge=0, le=65535)
+    port: int = Field(
+        default=default_port("embedding"), ge=0, le=65535, description="TCP port (0: any free port)"
+    )
 
     model_dir: Path | None = Field(
         default=None,
@@ -41,12 +44,16 @@ class EmbeddingSettings(ServiceSettings):
     data_root: Path | None = Field(
         default=None, description="image paths are resolved under this directory (403 outside)"
     )
-    max_images_per_request: int = Field(default=256, ge=1)
-    max_texts_per_request: int = Field(default=1024, ge=1)
+    max_images_per_request: int = Field(
+        default=256, ge=1, description="images per /v1/embed request; 413 above"
+    )
+    max_texts_per_request: int = Field(
+        default=1024, ge=1, description="texts per /v1/embed request; 413 above"
+    )
     max_items_per_request: int = Field(default=256, ge=1, description="/v1/alignment items")
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="encoded bytes")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="width × height")
-    max_text_chars: int = Field(default=8192, ge=1)
+    max_text_chars: int = Field(default=8192, ge=1, description="characters per text; 413 above")
 
     max_batch_size: int = Field(default=64, ge=1, description="items per model forward")
     max_delay_ms: float = Field(

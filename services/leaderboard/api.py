@@ -7,10 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
 from schemas.leaderboard import (
     INT32_MAX,
@@ -29,6 +28,8 @@ from schemas.leaderboard import (
 from services.common.auth import require_scope
 from services.common.params import WHOLE
 from services.leaderboard import queries, uploads
+from services.leaderboard.deps import DbSession, SessionFactory, Settings
+from services.leaderboard.settings import LeaderboardSettings
 from services.store.repository import NotFoundError, StoreError
 
 STATIC_DIR = FilePath(__file__).parent / "static"
@@ -48,13 +49,9 @@ Name = Annotated[str | None, Query(max_length=255, pattern=NO_NUL)]
 ERRORS = {404: {"description": "not found"}, 422: {"description": "invalid query"}}
 
 
-def session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as s:
-        yield s
-
-
-def page_size(request: Request, limit: int) -> int:
-    return min(limit, request.app.state.settings.max_page)
+def page_size(settings: LeaderboardSettings, limit: int) -> int:
+    """The page size a query runs with: ``limit`` capped by ``max_page``."""
+    return min(limit, settings.max_page)
 
 
 @contextmanager
@@ -71,14 +68,14 @@ def http_errors() -> Iterator[None]:
 
 
 @router.get("/suites", response_model=SuiteList, operation_id="list_suites")
-def list_suites(s: Annotated[Session, Depends(session)]) -> SuiteList:
+def list_suites(s: DbSession) -> SuiteList:
     return SuiteList(suites=queries.list_suites(s))
 
 
 @router.get("/runs", response_model=Page[RunSummary], operation_id="list_runs")
 def list_runs(
-    request: Request,
-    s: Annotated[Session, Depends(session)],
+    settings: Settings,
+    s: DbSession,
     suite: Name = None,
     version: Name = None,
     model: Name = None,
@@ -92,23 +89,23 @@ def list_runs(
         version=version,
         model=model,
         status=status,
-        limit=page_size(request, limit),
+        limit=page_size(settings, limit),
         cursor=cursor,
     )
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=ERRORS, operation_id="get_run")
 def get_run(
-    request: Request,
+    settings: Settings,
     run_id: Id,
-    s: Annotated[Session, Depends(session)],
+    s: DbSession,
     limit: Limit = 50,
     cursor: Cursor = None,
     errors_only: bool = False,
 ) -> RunDetail:
     with http_errors():
         return queries.run_detail(
-            s, run_id, limit=page_size(request, limit), cursor=cursor, errors_only=errors_only
+            s, run_id, limit=page_size(settings, limit), cursor=cursor, errors_only=errors_only
         )
 
 
@@ -116,8 +113,8 @@ def get_run(
     "/leaderboard", response_model=Leaderboard, responses=ERRORS, operation_id="leaderboard"
 )
 def get_leaderboard(
-    request: Request,
-    s: Annotated[Session, Depends(session)],
+    settings: Settings,
+    s: DbSession,
     suite: Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)],
     metric: Annotated[str, Query(min_length=1, max_length=128, pattern=NO_NUL)],
     version: Annotated[
@@ -127,7 +124,7 @@ def get_leaderboard(
 ) -> Leaderboard:
     with http_errors():
         return queries.leaderboard(
-            s, suite, metric, version=version, limit=page_size(request, limit)
+            s, suite, metric, version=version, limit=page_size(settings, limit)
         )
 
 
@@ -135,12 +132,12 @@ def get_leaderboard(
     "/training-jobs", response_model=Page[TrainingJobView], operation_id="list_training_jobs"
 )
 def list_training_jobs(
-    request: Request,
-    s: Annotated[Session, Depends(session)],
+    settings: Settings,
+    s: DbSession,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TrainingJobView]:
-    return queries.list_training_jobs(s, limit=page_size(request, limit), cursor=cursor)
+    return queries.list_training_jobs(s, limit=page_size(settings, limit), cursor=cursor)
 
 
 @router.get(
@@ -151,7 +148,7 @@ def list_training_jobs(
 )
 def training_job_metrics(
     job_id: Id,
-    s: Annotated[Session, Depends(session)],
+    s: DbSession,
     name: Annotated[list[str] | None, Query(description="only these series")] = None,
     max_points: Annotated[
         int | None,
@@ -178,7 +175,7 @@ def training_job_metrics(
     operation_id="upload_run",
 )
 def upload_run(
-    request: Request,
+    factory: SessionFactory,
     body: RunUpload,
     cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     idempotency_key: Annotated[
@@ -193,9 +190,7 @@ def upload_run(
 ) -> JSONResponse:
     principal = uploads.principal_of(None if cred is None else cred.credentials)
     with http_errors():
-        out = uploads.upload_idempotent(
-            request.app.state.session_factory, body, principal=principal, key=idempotency_key
-        )
+        out = uploads.upload_idempotent(factory, body, principal=principal, key=idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if out.replayed else {}
     return JSONResponse(out.body, status_code=out.status_code, headers=headers)
 

@@ -6,7 +6,7 @@
   aggregation uses) and the aggregate traced back to its parts;
 * :func:`sample_detail`: one stored sample with its GT and predicted boxes (original-image
   pixels), the Hungarian pairs ``(pred i, gt j, IoU, TP)`` with the default DiG cost
-  (``5·L1 + 2·(1 − GIoU)``, τ = 0.5; DESIGN.md) and how many images the sample has;
+  (``5·L1 + 2·(1 − GIoU)``, τ = 0.5; docs/rewards.md) and how many images the sample has;
 * :func:`sample_image`: the path of a sample's k-th image, only for runs made here (``source
   == "local"``) and only for image files (an uploaded run cannot make the service read a file);
 * :func:`run_extras`: per run, every metric, the reward spec and the training job whose run

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
-from sqlalchemy.orm import Session
 
 from schemas.leaderboard import INT32_MAX, NO_NUL, RewardBreakdown, RunExtrasList, SampleDetail
 from services.common.auth import require_scope
 from services.common.params import WHOLE
 from services.leaderboard import drilldown
-from services.leaderboard.api import ERRORS, Id, http_errors, session
+from services.leaderboard.api import ERRORS, Id, http_errors
+from services.leaderboard.deps import DbSession
 from services.store.repository import NotFoundError, get_run
 
 router = APIRouter(
@@ -28,7 +28,7 @@ SampleId = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
     responses=ERRORS,
     operation_id="run_reward",
 )
-def run_reward(run_id: Id, s: Annotated[Session, Depends(session)]) -> RewardBreakdown | None:
+def run_reward(run_id: Id, s: DbSession) -> RewardBreakdown | None:
     """The run's reward spec with each component's weight and range (null: not recorded)."""
     with http_errors():
         return drilldown.reward_breakdown((get_run(s, run_id).config or {}).get("reward"))
@@ -40,9 +40,7 @@ def run_reward(run_id: Id, s: Annotated[Session, Depends(session)]) -> RewardBre
     responses=ERRORS,
     operation_id="run_sample",
 )
-def run_sample(
-    run_id: Id, sample_id: SampleId, s: Annotated[Session, Depends(session)]
-) -> SampleDetail:
+def run_sample(run_id: Id, sample_id: SampleId, s: DbSession) -> SampleDetail:
     with http_errors():
         return drilldown.sample_detail(s, run_id, sample_id)
 
@@ -57,7 +55,7 @@ def run_sample_image(
     run_id: Id,
     sample_id: SampleId,
     index: Annotated[int, Path(ge=0, le=63), WHOLE],
-    s: Annotated[Session, Depends(session)],
+    s: DbSession,
 ) -> FileResponse:
     with http_errors():
         path = drilldown.sample_image(s, run_id, sample_id, index)
@@ -67,7 +65,7 @@ def run_sample_image(
 
 @router.get("/run-extras", response_model=RunExtrasList, operation_id="run_extras")
 def run_extras(
-    s: Annotated[Session, Depends(session)],
+    s: DbSession,
     run_id: Annotated[list[int], Query(max_length=500, description="run ids")],
 ) -> RunExtrasList:
     """Per run: every metric, the reward spec and the training job (for leaderboard rows)."""

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
+from prometheus_client import Counter
 
 from schemas.reward import (
     AggregateRequest,
@@ -24,11 +25,11 @@ from schemas.reward import (
 )
 from services.common.auth import require_scope
 from services.reward import openrlhf
+from services.reward.deps import Context, Failures, Settings
 from services.reward.limits import check_groups, check_samples, request_limits
 from services.reward.scoring import ascore_groups, ascore_samples, compiled
 from services.reward.scoring.catalog import aggregate_rows, catalog
 from services.reward.scoring.pipeline import gc_paused
-from services.reward.settings import RewardSettings
 
 
 class _OrjsonRequest(Request):
@@ -67,13 +68,8 @@ ERRORS = {
 }
 
 
-def _settings(request: Request) -> RewardSettings:
-    return request.app.state.settings
-
-
-def _count(request: Request, results: list[SampleResult]) -> None:
+def _count(failures: Counter, results: list[SampleResult]) -> None:
     """Prometheus: sample failures by code, component failures by component and code."""
-    failures = request.app.state.reward_failures
     for r in results:
         _count_one(failures, r.error, r.component_errors)
 
@@ -92,26 +88,23 @@ def _json(model: ScoreResponse | GroupsResponse) -> Response:
 
 
 @router.post("/v1/score", operation_id="score", responses=ERRORS, response_model=ScoreResponse)
-async def score(req: ScoreRequest, request: Request) -> Response:
+async def score(req: ScoreRequest, s: Settings, context: Context, failures: Failures) -> Response:
     """Score completions against their solutions with a preset or spec."""
-    s = _settings(request)
     check_samples(req.samples, s)
-    results = await ascore_samples(
-        req.samples, req.reward, request.app.state.context, max_boxes=s.max_boxes
-    )
-    _count(request, results)
+    results = await ascore_samples(req.samples, req.reward, context, max_boxes=s.max_boxes)
+    _count(failures, results)
     return _json(ScoreResponse.model_construct(results=results, reward=compiled(req.reward).spec))
 
 
 @router.post(
     "/v1/score/groups", operation_id="score_groups", responses=ERRORS, response_model=GroupsResponse
 )
-async def score_groups(req: GroupsRequest, request: Request) -> Response:
+async def score_groups(
+    req: GroupsRequest, s: Settings, context: Context, failures: Failures
+) -> Response:
     """Score GRPO groups: rewards, advantages, components, std, zero-variance flag, stats."""
-    s = _settings(request)
     check_groups(req.groups, s)
-    out = await ascore_groups(req, request.app.state.context, max_boxes=s.max_boxes)
-    failures = request.app.state.reward_failures
+    out = await ascore_groups(req, context, max_boxes=s.max_boxes)
     for g in out.groups:
         for i, e in enumerate(g.errors):
             errs = {n: v[i] for n, v in g.component_errors.items() if v[i] is not None}
@@ -120,10 +113,10 @@ async def score_groups(req: GroupsRequest, request: Request) -> Response:
 
 
 @router.get("/v1/limits", operation_id="limits")
-async def limits(request: Request) -> dict[str, int]:
+async def limits(s: Settings) -> dict[str, int]:
     """Request-size limits (413 above them); the SDK splits batches to fit ``max_samples``
     completions and ``max_body_bytes`` per request."""
-    return request_limits(_settings(request))
+    return request_limits(s)
 
 
 @router.get("/v1/rewards", operation_id="rewards")
@@ -139,9 +132,10 @@ async def aggregate(req: AggregateRequest) -> AggregateResponse:
 
 
 @router.post("/get_reward", operation_id="openrlhf_get_reward", responses=ERRORS)
-async def get_reward(req: OpenRLHFRequest, request: Request) -> OpenRLHFResponse:
+async def get_reward(
+    req: OpenRLHFRequest, s: Settings, context: Context, failures: Failures
+) -> OpenRLHFResponse:
     """OpenRLHF remote reward model (label format: ``services.reward.openrlhf``)."""
-    s = _settings(request)
-    results = await openrlhf.score(req, s, request.app.state.context)
-    _count(request, results)
+    results = await openrlhf.score(req, s, context)
+    _count(failures, results)
     return openrlhf.response(results)

@@ -1,10 +1,10 @@
 """``create_app``: the reward service (uvicorn factory, ``prl serve reward``).
 
-Readiness (``/readyz``) runs every check of :data:`READY_CHECKS` plus, for each component
-named in ``PRL_REWARD_READY_COMPONENTS`` that declares ``ready(context)`` (e.g. DEVA
-``alignment`` checking the embedding service), a check named ``component:<name>``. Opt-in, so
-that a deployment without an embedding service is still ready for every other reward. Other
-modules may add entries to :data:`READY_CHECKS` before the app is created.
+Readiness (``/readyz``): the scoring library is in-process, so the service itself is ready
+once started; for each component named in ``PRL_REWARD_READY_COMPONENTS`` that declares
+``ready(context)`` (e.g. DEVA ``alignment`` checking the embedding service) it also runs a
+check named ``component:<name>``. Opt-in, so that a deployment without an embedding service
+is still ready for every other reward.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from services.common.app import ReadyCheck, create_service_app
+from services.common.errors import error_response
 from services.common.openapi import name_choices
 from services.reward.api import router
 from services.reward.limits import LimitExceeded
@@ -25,9 +26,6 @@ from services.reward.scoring import ScoringContext, components
 from services.reward.scoring.base import advantages, aggregators, presets
 from services.reward.scoring.spec import SpecError
 from services.reward.settings import RewardSettings
-
-READY_CHECKS: dict[str, ReadyCheck] = {}
-"""Extra ``/readyz`` checks: name → ``async (app) -> None | reason``."""
 
 
 def _component_check(name: str) -> ReadyCheck:
@@ -39,19 +37,12 @@ def _component_check(name: str) -> ReadyCheck:
 
 
 def ready_checks(settings: RewardSettings) -> dict[str, ReadyCheck]:
-    """:data:`READY_CHECKS` plus the dependency checks of ``settings.ready_components``."""
-    checks = dict(READY_CHECKS)
+    """The dependency checks of ``settings.ready_components`` (name → check)."""
+    checks: dict[str, ReadyCheck] = {}
     for name in settings.ready_components:
         if components.get(name).ready is not None:  # unknown name → "did you mean"
             checks[f"component:{name}"] = _component_check(name)
     return checks
-
-
-def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
-    rid = request.scope.get("state", {}).get("request_id", "")
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": rid}}, status_code=status
-    )
 
 
 def _registered_names(schema: dict) -> None:
@@ -90,10 +81,10 @@ def create_app(settings: RewardSettings | None = None) -> FastAPI:
 
     @app.exception_handler(SpecError)
     async def _spec(request: Request, exc: SpecError) -> JSONResponse:
-        return _error(request, 422, "invalid_reward", str(exc))
+        return error_response(request, 422, "invalid_reward", str(exc))
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONResponse:
-        return _error(request, 413, "limit_exceeded", str(exc))
+        return error_response(request, 413, "limit_exceeded", str(exc))
 
     return app

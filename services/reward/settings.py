@@ -5,13 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.catalog import default_port
 from services.common.settings import ServiceSettings
 
 
 class RewardSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PRL_REWARD_", extra="ignore", frozen=True)
 
-    port: int = Field(default=8001, ge=0, le=65535)
+    port: int = Field(
+        default=default_port("reward"), ge=0, le=65535, description="TCP port (0: any free port)"
+    )
     max_samples: int = Field(
         default=4096, ge=1, description="completions per request (all groups together); 413 above"
     )
@@ -37,7 +40,9 @@ class RewardSettings(ServiceSettings):
     embedding_url: str | None = Field(
         default=None, description="embedding service base URL (DEVA alignment component)"
     )
-    embedding_timeout_s: float = Field(default=30.0, gt=0)
+    embedding_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds one /v1/alignment call may take"
+    )
     ready_components: list[str] = Field(
         default_factory=list,
         description='batch components whose dependency /readyz must see up, e.g. ["alignment"] '

@@ -1,7 +1,7 @@
 """Engine and session factory, and the Alembic entry points used by ``prl db`` and services.
 
 The database is ``PRL_DATABASE_URL``; unset, it is the SQLite file ``.prl/store.db`` under
-the working directory (the embedded default of DESIGN.md "Storage"). SQLite connections get
+the working directory (the embedded default; docs/design.md, "Storage"). SQLite connections get
 foreign keys on, WAL journaling and a busy timeout so a runner and the leaderboard can share
 one file.
 """
@@ -38,8 +38,11 @@ class StoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PRL_", extra="ignore", frozen=True)
 
-    database_url: str = Field(default_factory=default_database_url)
-    echo_sql: bool = False
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL (default: the SQLite file .prl/store.db under the cwd)",
+    )
+    echo_sql: bool = Field(default=False, description="log every SQL statement (debugging)")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

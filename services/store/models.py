@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 typed models of the result store.
 
-Provenance (DESIGN.md "Storage"): every result row (a prediction, a metric, a training-step
+Provenance (docs/design.md, "Storage"): every result row (a prediction, a metric, a training-step
 metric) hangs off a run or a training job that carries the suite name + version + content
 hash, the model id, the config and its hash, the git sha, the library versions, the seed and
 timestamps; result rows carry their own ``created_at``. The schema is owned by the Alembic

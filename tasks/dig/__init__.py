@@ -4,8 +4,6 @@
 pairs, a JSONL manifest and the dataset version; ``get_task("dig", root=out_dir)`` reads them.
 """
 
-from tasks.dig import blender as _blender  # noqa: F401  (registers the "blender" renderer)
-from tasks.dig import raster as _raster  # noqa: F401  (registers the "raster" renderer)
 from tasks.dig.generate import DATASET_INFO, MANIFEST, STAGES, generate
 
 __all__ = ["DATASET_INFO", "MANIFEST", "STAGES", "generate"]

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from services.reward.scoring.geometry import iou
 from tasks.dig.diff import Difference, apply_differences
 from tasks.dig.png import encode_png
 from tasks.dig.render import Footprint, Rendered, Renderer, merge_footprints, renderers
@@ -142,15 +143,6 @@ def union_box(parts: list[Footprint]) -> BoxT | None:
     )
 
 
-def box_iou(a: BoxT, b: BoxT) -> float:
-    """IoU of two ``[x1, y1, x2, y2]`` boxes (0 when both are empty)."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def cell_box(grid: int, row: int, col: int, size: tuple[int, int]) -> BoxT:
     """Pixel box of grid cell ``(row, col)`` in an image of ``size = (width, height)``."""
     w, h = size
@@ -194,7 +186,7 @@ def check_pair(spec: PairSpec, ra: Rendered, rb: Rendered, grid: int = 0) -> Ren
         boxes.append(box)
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
-            if box_iou(boxes[i], boxes[j]) > MAX_BOX_IOU:
+            if iou(boxes[i], boxes[j]) > MAX_BOX_IOU:
                 return None
     return RenderedPair(spec, ra.image, rb.image, boxes)
 

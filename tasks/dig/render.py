@@ -83,4 +83,6 @@ class Renderer(Protocol):
     def close(self) -> None: ...
 
 
-renderers: Registry[type] = Registry("DiG renderer")
+renderers: Registry[type] = Registry(
+    "DiG renderer", builtins=("tasks.dig.raster", "tasks.dig.blender")
+)

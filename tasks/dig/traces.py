@@ -153,14 +153,18 @@ def _cot_think(sample: TaskSample) -> str:
     )
 
 
-def sft_completion(sample: TaskSample, *, cot: bool = False) -> str:
+def sft_completion(sample: TaskSample, *, cot: bool = False, think: str | None = None) -> str:
     """The gold completion ``<think>…</think><answer>…</answer>`` of a DiG sample.
 
     ``cot=True``: the think lists every difference in words from the scene diff (module
-    docstring); ``cot=False``: :data:`PLAIN_THINK`. The answer is the ground truth in the
+    docstring); ``cot=False``: ``think`` (default :data:`PLAIN_THINK`). The answer is the ground truth in the
     sample's frame and the DiG prompt's JSON dialect, boxes in the order of the differences.
     """
     if not isinstance(sample.solution, BoxSolution):
         raise ValueError(f"sample {sample.id}: DiG traces need a box solution")
-    think = _cot_think(sample) if cot else PLAIN_THINK
+    if cot and think is not None:
+        raise ValueError("a CoT trace writes its own think; give cot or think, not both")
+    if think is not None and ("<think>" in think or "</think>" in think):
+        raise ValueError("think is the text inside <think> </think>; leave the tags out")
+    think = _cot_think(sample) if cot else (PLAIN_THINK if think is None else think)
     return f"<think>{think}</think><answer>{_answer(sample)}</answer>"

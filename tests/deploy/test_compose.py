@@ -140,3 +140,13 @@ def test_cpu_image_services_import_without_torch():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_compose_runs_every_catalog_service_on_its_documented_port():
+    from services.common.catalog import SERVICES as CATALOG
+
+    for name, info in CATALOG.items():
+        cmd = SERVICES[name]["command"]
+        assert cmd[:3] == ["prl", "serve", name]
+        assert int(cmd[cmd.index("--port") + 1]) == info.port
+    assert set(APP_SERVICES) - set(CATALOG) == {"bench"}  # the one-shot benchmark job

@@ -76,9 +76,12 @@ def test_deva_terms_and_gspo_mapping(tmp_path: Path) -> None:
             checkpoint={"every_steps": 5, "keep": 2},
         )
     )
-    terms = cfg.deva.terms()
+    terms = cfg.deva
     assert (
-        terms.diversity and not terms.entropy_reg and terms.gamma == 0.5 and terms.lambda_div == 0.3
+        terms.diversity.enabled
+        and not terms.entropy_reg.enabled
+        and terms.diversity.gamma == 0.5
+        and terms.diversity.lambda_div == 0.3
     )
     args = grpo_args(cfg)
     assert (args.loss_type, args.importance_sampling_level) == ("grpo", "sequence")
@@ -152,7 +155,7 @@ def test_json_config_with_overrides(tmp_path: Path) -> None:
         ({"method": "ppo"}, "method"),
     ],
 )
-def test_issue6_combinations_rejected(over: dict[str, Any], message: str) -> None:
+def test_perception_term_combinations_rejected(over: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TrainConfig.model_validate(_cfg(**over))
 
@@ -247,7 +250,7 @@ def test_default_progress_thresholds_become_reward_units(reward: str, want) -> N
 
 
 def test_diversity_switches_reach_the_trainer_terms() -> None:
-    terms = TrainConfig.model_validate(_cfg()).deva.terms()
+    terms = TrainConfig.model_validate(_cfg()).deva.diversity
     assert (terms.reduction, terms.state_reward, terms.prompt_transition) == (
         "mean",
         "cumulative",
@@ -256,7 +259,7 @@ def test_diversity_switches_reach_the_trainer_terms() -> None:
     div = {"enabled": True, "reduction": "sum", "state_reward": "last_token"}
     terms = TrainConfig.model_validate(
         _cfg(deva={"diversity": {**div, "prompt_transition": False}})
-    ).deva.terms()
+    ).deva.diversity
     assert (terms.reduction, terms.state_reward, terms.prompt_transition) == (
         "sum",
         "last_token",

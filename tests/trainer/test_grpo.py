@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tests.trainer.helpers import grpo_args, letter_reward, two_image_rows
-from trainer.grpo import DevaGRPOTrainer, DevaTerms
+from trainer.config import DevaConfig
+from trainer.grpo import DevaGRPOTrainer
 from trainer.tiny import load_processor
 
 pytestmark = pytest.mark.torch
@@ -21,6 +22,18 @@ CASES = [  # (our registry name, TRL loss_type, TRL importance_sampling_level)
     ("dapo", "dapo", "token"),
     ("gspo", "grpo", "sequence"),
 ]
+
+
+def deva_config(
+    *, diversity: bool = False, entropy_reg: bool = False, lambda_reg: float = 0.1, **div: Any
+) -> DevaConfig:
+    """The run config's ``deva`` section with the given switches (``div``: L_div's fields)."""
+    return DevaConfig.model_validate(
+        {
+            "diversity": {"enabled": diversity, **div},
+            "entropy_reg": {"enabled": entropy_reg, "lambda_reg": lambda_reg},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +155,9 @@ def test_deva_terms_add_to_the_loss_with_a_reference(
         reward_funcs=[letter_reward],
         args=grpo_args(tmp_path),
         train_dataset=ds,
-        deva=DevaTerms(diversity=True, lambda_div=0.5, gamma=0.5, entropy_reg=True, lambda_reg=2.0),
+        deva=deva_config(
+            diversity=True, lambda_div=0.5, gamma=0.5, entropy_reg=True, lambda_reg=2.0
+        ),
     )
     assert trainer.ref_model is not None
     trainer.model.train()
@@ -155,7 +170,7 @@ def test_deva_terms_add_to_the_loss_with_a_reference(
     assert metrics["ent/loss"][-1] == pytest.approx(0.0, abs=1e-10)
     l_div = metrics["div/loss"][-1]
     assert l_div > 0.0
-    trainer.deva = DevaTerms()
+    trainer.deva = deva_config()
     base = float(trainer._compute_loss(trainer.model, dict(batch)).detach())
     assert total == pytest.approx(base + 0.5 * l_div, rel=1e-5)
 
@@ -173,7 +188,7 @@ def test_peft_reference_is_the_base_model(
         args=grpo_args(tmp_path),
         train_dataset=Dataset.from_dict(two_image_rows(4)),
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
-        deva=DevaTerms(diversity=True, entropy_reg=True),
+        deva=deva_config(diversity=True, entropy_reg=True),
     )
     assert trainer.ref_model is None
     batch = dict(pair["batch"])
@@ -193,12 +208,12 @@ def test_peft_reference_is_the_base_model(
 @pytest.mark.parametrize(
     ("beta", "terms"),
     [
-        (0.0, DevaTerms(diversity=True, entropy_reg=True, gamma=0.5)),
-        (0.04, DevaTerms(diversity=True, gamma=0.5)),  # KL and L_div together
+        (0.0, deva_config(diversity=True, entropy_reg=True, gamma=0.5)),
+        (0.04, deva_config(diversity=True, gamma=0.5)),  # KL and L_div together
     ],
 )
 def test_trains_with_gradient_accumulation_and_deva(
-    tiny_qwen2vl: Path, tmp_path: Path, beta: float, terms: DevaTerms
+    tiny_qwen2vl: Path, tmp_path: Path, beta: float, terms: DevaConfig
 ) -> None:
     from datasets import Dataset
 
@@ -221,7 +236,9 @@ def test_trains_with_gradient_accumulation_and_deva(
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert trainer.state.global_step == 1 and "div/loss" in logs[-1]
-    assert ("ent/loss" in logs[-1]) == terms.entropy_reg and ("kl" in logs[-1]) == (beta != 0)
+    assert ("ent/loss" in logs[-1]) == terms.entropy_reg.enabled and ("kl" in logs[-1]) == (
+        beta != 0
+    )
     moved = sum(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
     assert moved > 10
     ref = dict(trainer.ref_model.named_parameters())

@@ -15,13 +15,19 @@ import pytest
 import torch
 
 from tests.trainer.helpers import grpo_args, letter_reward, two_image_rows
-from trainer.grpo import DevaGRPOTrainer, DevaTerms, select_rows
+from trainer.config import DevaConfig
+from trainer.grpo import DevaGRPOTrainer, select_rows
 from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
 from trainer.tiny import load_processor
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]  # about 60 s on one core
 
-DEVA = DevaTerms(diversity=True, lambda_div=0.1, gamma=0.5, entropy_reg=True, lambda_reg=0.1)
+DEVA = DevaConfig.model_validate(
+    {
+        "diversity": {"enabled": True, "lambda_div": 0.1, "gamma": 0.5},
+        "entropy_reg": {"enabled": True, "lambda_reg": 0.1},
+    }
+)
 
 
 def _trainer(tiny: Path, out: Path, **kw: Any) -> DevaGRPOTrainer:

@@ -23,20 +23,12 @@ gives the same value as pruning first (tested).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from trainer.objectives.policy import PolicyInputs, PolicyParams, clipped_policy_loss
 from trainer.objectives.registry import Metrics, register_policy_loss
-
-
-def cppo_keep_count(group_size: int, keep_ratio: float) -> int:
-    """k = max(1, ⌈keep_ratio · G⌉); keep_ratio must be in (0, 1]."""
-    if not 0.0 < keep_ratio <= 1.0:
-        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
-    return max(1, math.ceil(keep_ratio * group_size - 1e-9))
+from trainer.plugin_configs import cppo_keep_count
 
 
 def cppo_keep(advantages: Tensor, group_size: int, keep_ratio: float) -> Tensor:

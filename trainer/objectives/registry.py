@@ -67,12 +67,24 @@ class PolicyLossSpec:
         return self.fn(inputs, params)
 
 
-policy_losses: Registry[PolicyLossSpec] = Registry("policy loss")
+policy_losses: Registry[PolicyLossSpec] = Registry(
+    "policy loss",
+    builtins=("trainer.objectives.policy", "trainer.objectives.gmpo", "trainer.objectives.cppo"),
+)
 #: Additive terms (DEVA diversity, global entropy, PAPO perception); each entry's signature is
 #: in its docstring.
-regularizers: Registry[Callable[..., tuple[Any, Metrics]]] = Registry("regulariser")
+regularizers: Registry[Callable[..., tuple[Any, Metrics]]] = Registry(
+    "regulariser",
+    builtins=(
+        "trainer.objectives.diversity",
+        "trainer.objectives.entropy",
+        "trainer.objectives.papo",
+    ),
+)
 #: Per-completion reward bonuses computed inside the trainer (GRPO-CARE's consistency bonus).
-reward_bonuses: Registry[Callable[..., tuple[Any, Metrics]]] = Registry("reward bonus")
+reward_bonuses: Registry[Callable[..., tuple[Any, Metrics]]] = Registry(
+    "reward bonus", builtins=("trainer.objectives.care",)
+)
 
 
 def register_policy_loss(
@@ -89,15 +101,26 @@ def register_policy_loss(
     return add
 
 
-def policy_loss_names() -> list[str]:
-    """Names of every registered policy loss (the built-ins are loaded first)."""
-    import trainer.objectives  # noqa: F401  (registers the built-in terms)
+#: Names of the built-in policy losses, readable without torch (run-config validation stays
+#: torch-free); tests/trainer/objectives/test_policy.py holds it equal to the loaded registry.
+BUILTIN_POLICY_LOSSES = ("bnpo", "cppo", "dapo", "dr_grpo", "gmpo", "grpo", "gspo")
 
+
+def check_policy_loss_name(name: str) -> None:
+    """Raise ``UnknownNameError`` (with "did you mean") unless ``name`` is a policy loss.
+
+    Built-in names are checked without importing torch; any other name loads the registry
+    (a plug-in registered elsewhere may supply it)."""
+    if name in BUILTIN_POLICY_LOSSES:
+        return
+    policy_losses.get(name)
+
+
+def policy_loss_names() -> list[str]:
+    """Names of every registered policy loss (the built-ins are loaded on first read)."""
     return policy_losses.names()
 
 
 def policy_loss_spec(name: str) -> PolicyLossSpec:
     """The spec of ``name``; ``UnknownNameError`` (a ``KeyError``) with "did you mean"."""
-    import trainer.objectives  # noqa: F401  (registers the built-in terms)
-
     return policy_losses.get(name)

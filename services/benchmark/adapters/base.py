@@ -48,27 +48,22 @@ class ModelAdapter(Protocol):
 
 AdapterFactory = Callable[..., ModelAdapter]
 
-adapters: Registry[AdapterFactory] = Registry("model adapter")
+adapters: Registry[AdapterFactory] = Registry(
+    "model adapter",
+    builtins=tuple(
+        f"services.benchmark.adapters.{m}"
+        for m in ("openai_chat", "predictions", "transformers_vlm", "vllm_offline")
+    ),
+)
 
 
 def get_adapter(name: str, /, **options: Any) -> ModelAdapter:
     """Build the adapter ``name`` (``transformers``, ``vllm``, ``openai``, ``predictions``)."""
-    _load_builtin()
     return adapters.get(name)(**options)
 
 
 def adapter_names() -> list[str]:
-    _load_builtin()
     return adapters.names()
-
-
-def _load_builtin() -> None:
-    from services.benchmark.adapters import (  # noqa: F401
-        openai_chat,
-        predictions,
-        transformers_vlm,
-        vllm_offline,
-    )
 
 
 def fill_images(

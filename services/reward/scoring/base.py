@@ -176,10 +176,13 @@ class Preset:
     deviations: str = ""
 
 
-components: Registry[Component] = Registry("reward component")
-aggregators: Registry[Aggregator] = Registry("aggregator")
-advantages: Registry[Estimator] = Registry("advantage estimator")
-presets: Registry[Preset] = Registry("reward preset")
+_PKG = "services.reward.scoring"
+components: Registry[Component] = Registry(
+    "reward component", builtins=(f"{_PKG}.components", f"{_PKG}.peers", f"{_PKG}.alignment")
+)
+aggregators: Registry[Aggregator] = Registry("aggregator", builtins=(f"{_PKG}.aggregate",))
+advantages: Registry[Estimator] = Registry("advantage estimator", builtins=(f"{_PKG}.advantages",))
+presets: Registry[Preset] = Registry("reward preset", builtins=(f"{_PKG}.presets",))
 
 
 def _doc(fn: Callable[..., Any]) -> str:

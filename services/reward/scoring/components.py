@@ -1,4 +1,4 @@
-"""The registered sample components (DESIGN.md "Reward components").
+"""The registered sample components (docs/rewards.md, "Components").
 
 Each is a sync pure function ``(sample: Prepared, params) -> float`` registered with its range.
 The pipeline calls them only when the answer parsed; a parse failure gives the sample a reward

@@ -96,29 +96,97 @@ def canonical(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+Coords = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""``(x1, y1, x2, y2)`` coordinate arrays of boxes; two of them broadcast against each other."""
+
+
+def columns(boxes: np.ndarray) -> Coords:
+    """The four coordinate columns ``(N,)`` of ``boxes: (N, 4)``."""
+    return boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+
+
+def overlap(a: Coords, b: Coords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(I, U, C)`` of boxes ``a`` and ``b`` given as broadcastable coordinate arrays.
+
+    I = |a ∩ b| (0 without positive overlap), U = |a| + |b| − I, C = area of the smallest box
+    enclosing both; continuous areas, no +1-pixel convention. ``a`` as ``(N, 1)`` columns and
+    ``b`` as ``(M,)`` give ``(N, M)`` matrices; equal shapes give one value per row pair.
+    Areas are signed (``(x2 − x1)·(y2 − y1)``): pass :func:`canonical` boxes, where an
+    inverted box has area 0.
+    """
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    iw = np.minimum(ax2, bx2)
+    iw -= np.maximum(ax1, bx1)
+    ih = np.minimum(ay2, by2)
+    ih -= np.maximum(ay1, by1)
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+    union -= inter
+    cw = np.maximum(ax2, bx2)
+    cw -= np.minimum(ax1, bx1)
+    ch = np.maximum(ay2, by2)
+    ch -= np.minimum(ay1, by1)
+    enclosing = cw
+    enclosing *= ch
+    return inter, union, enclosing
+
+
+def iou_giou_of(
+    inter: np.ndarray,
+    union: np.ndarray,
+    enclosing: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """IoU = I / U (0 when U = 0) and GIoU = IoU − (C − U) / C (= IoU when C = 0), from the
+    terms of :func:`overlap`; written into ``out`` (two arrays of the same shape) when given."""
+    iou_, giou_ = out if out is not None else (np.empty_like(inter), np.empty_like(inter))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(inter, union, out=iou_)
+        if not (union > 0.0).all():  # rare: only zero-area boxes that do not overlap
+            iou_[union <= 0.0] = 0.0
+        gap = enclosing - union
+        gap /= enclosing
+    np.subtract(iou_, gap, out=giou_)
+    if not (enclosing > 0.0).all():
+        flat = enclosing <= 0.0
+        giou_[flat] = iou_[flat]
+    return iou_, giou_
+
+
 def iou_giou_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairwise IoU and GIoU (Rezatofighi et al., CVPR 2019) of ``a: (N, 4)`` and ``b: (M, 4)``.
 
     I = |a ∩ b| (0 without positive overlap), U = |a| + |b| − I, C = area of the smallest box
     enclosing both. IoU = I / U (0 when U = 0); GIoU = IoU − (C − U) / C (= IoU when C = 0).
     Continuous areas, no +1-pixel convention. Returns two ``(N, M)`` arrays;
-    IoU ∈ [0, 1], GIoU ∈ [−1, 1].
+    IoU ∈ [0, 1], GIoU ∈ [−1, 1]. (:func:`overlap` and :func:`iou_giou_of` are the formula.)
     """
-    ax1, ay1, ax2, ay2 = (a[:, i : i + 1] for i in range(4))
-    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
-    ih = np.minimum(ay2, by2) - np.maximum(ay1, by1)
-    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
-    area_a = (ax2 - ax1) * (ay2 - ay1)
-    area_b = (bx2 - bx1) * (by2 - by1)
-    union = area_a + area_b - inter
-    cw = np.maximum(ax2, bx2) - np.minimum(ax1, bx1)
-    ch = np.maximum(ay2, by2) - np.minimum(ay1, by1)
-    enclosing = cw * ch
+    a_cols = tuple(a[:, i : i + 1] for i in range(4))
+    return iou_giou_of(*overlap(a_cols, columns(b)))  # type: ignore[arg-type]
+
+
+def paired_inter_union(p: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``(I_i, U_i)`` of ``p[i]`` and ``g[i]`` for ``(N, 4)`` boxes (pixels²);
+    inverted boxes count as zero-area (:func:`canonical`)."""
+    inter, union, _ = overlap(columns(canonical(p)), columns(canonical(g)))
+    return inter, union
+
+
+def paired_iou(p: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of ``p[i]`` and ``g[i]`` for ``(N, 4)`` boxes; 0 when the union is empty."""
+    inter, union = paired_inter_union(p, g)
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0.0, inter / union, 0.0)
-        giou = np.where(enclosing > 0.0, iou - (enclosing - union) / enclosing, iou)
-    return iou, giou
+        return np.where(union > 0.0, inter / union, 0.0)
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Areas ``(N,)`` of ``(N, 4)`` boxes; an inverted side counts as 0 (:func:`canonical`)."""
+    c = canonical(boxes)
+    return (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
 
 
 def iou(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> float:

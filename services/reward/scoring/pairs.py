@@ -14,7 +14,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from services.reward.scoring.base import Prepared
-from services.reward.scoring.geometry import clip_size, frame_scale, iou_giou_matrix, l1_matrix
+from services.reward.scoring.geometry import (
+    clip_size,
+    frame_scale,
+    iou_giou_matrix,
+    iou_giou_of,
+    l1_matrix,
+    overlap,
+)
 from services.reward.scoring.parse import BoxAnswer
 
 PAIRS = "pairs"
@@ -140,41 +147,17 @@ def _bucket_blocks(
     """``(S, 3 + len(weights), N, M)``: IoU, GIoU, L1 and each cost, for ``p: (S, N, 4)``,
     ``g: (S, M, 4)`` pixel boxes and ``size: (S, 1, 4)`` = (W, H, W, H).
 
-    Same operations in the same order as ``geometry.iou_giou_matrix`` / ``l1_matrix`` (so the
-    values are bit-identical), on contiguous ``(S, N, 1)`` × ``(S, 1, M)`` operands written
-    straight into the output."""
+    IoU and GIoU are ``geometry.overlap`` / ``iou_giou_of`` (the code of
+    ``iou_giou_matrix``) on contiguous ``(S, N, 1)`` × ``(S, 1, M)`` operands, written straight
+    into the output; L1 repeats ``l1_matrix``'s operations in its order (bit-identical)."""
     s_, n, _ = p.shape
     m = g.shape[1]
     out = np.empty((s_, 3 + len(weights), n, m))
     px1, py1, px2, py2 = (np.ascontiguousarray(p[:, :, k])[:, :, None] for k in range(4))
     gx1, gy1, gx2, gy2 = (np.ascontiguousarray(g[:, :, k])[:, None, :] for k in range(4))
-    iw = np.minimum(px2, gx2)
-    iw -= np.maximum(px1, gx1)
-    ih = np.minimum(py2, gy2)
-    ih -= np.maximum(py1, gy1)
-    np.maximum(iw, 0.0, out=iw)
-    np.maximum(ih, 0.0, out=ih)
-    inter = iw
-    inter *= ih
-    union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1)
-    union -= inter
-    cw = np.maximum(px2, gx2)
-    cw -= np.minimum(px1, gx1)
-    ch = np.maximum(py2, gy2)
-    ch -= np.minimum(py1, gy1)
-    enclosing = cw
-    enclosing *= ch
+    inter, union, enclosing = overlap((px1, py1, px2, py2), (gx1, gy1, gx2, gy2))
     iou, giou, l1 = out[:, 0], out[:, 1], out[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(inter, union, out=iou)
-        if not (union > 0.0).all():  # rare: only zero-area boxes that do not overlap
-            iou[union <= 0.0] = 0.0
-        gap = enclosing - union
-        gap /= enclosing
-    np.subtract(iou, gap, out=giou)
-    if not (enclosing > 0.0).all():
-        flat = enclosing <= 0.0
-        giou[flat] = iou[flat]
+    iou_giou_of(inter, union, enclosing, out=(iou, giou))
     pn, gn = p / size, g / size  # (S, N, 4), (S, M, 4) in image fractions
     # Σ over the 4 coordinates written out (numpy reduces a length-4 last axis slowly), on
     # contiguous (S, N, 1) × (S, 1, M) operands

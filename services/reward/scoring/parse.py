@@ -3,7 +3,7 @@
 Never raises on model output: every failure is a :class:`ParseError` whose ``code`` is one of
 :data:`ERROR_CODES`, reported next to a reward of 0.
 
-Box dialects (DESIGN.md "Answers"):
+Box dialects (docs/rewards.md, "Answers and box dialects"):
 
 * JSON (optionally inside a fenced ``json`` code block): Qwen2.5-VL ``[{"bbox_2d": [...],
   "label": ...}]``, Visual-RFT ``[{"Position": [...], "Confidence": c}]`` (single quotes are

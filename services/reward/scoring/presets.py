@@ -1,5 +1,5 @@
 """Named reward specs (``GET /v1/rewards``), each saying what it reproduces and which peer
-bug it deliberately does not (research/B_rewards.md).
+bug it deliberately does not (docs/rewards.md, "Presets").
 
 Frames are per sample, not per preset: Visual-RFT and Qwen2-VL answers are ``norm1000``,
 VLM-R1 / Qwen2.5-VL answers ``input`` (resized-input pixels).
@@ -8,10 +8,10 @@ VLM-R1 / Qwen2.5-VL answers ``input`` (resized-input pixels).
 from __future__ import annotations
 
 from schemas.reward import AggregateRef, ComponentRef, RewardSpec
-from services.reward.scoring.base import Preset, components, presets
+from services.reward.scoring.base import Preset, presets
 
 # DEVA's alignment reward: services/reward/scoring/alignment.py registers the "alignment"
-# batch component (the package __init__ imports it before this module); every deva_* preset
+# batch component (a built-in of the components registry); every deva_* preset
 # below includes it with its default parameters (a=1, b=0, c=2, v_min=0.2: r_v ∈ [2, 25];
 # floor="credit", floor_credit=0.5: the floor is scaled to r̂ = 0.5, the band linearly onto
 # [0.5, 1]) and weight DEVA_ALIGNMENT_WEIGHT in the harmonic mean. With n task/format
@@ -19,11 +19,7 @@ from services.reward.scoring.base import Preset, components, presets
 # w(1/s₀ − 1)/(n + w/s₀): 10 % for n = 2, 7 % for n = 3 — the task decides the reward and
 # alignment shapes it (docs/rewards.md, "DEVA aggregation"; tests: test_deva_presets.py).
 DEVA_ALIGNMENT_WEIGHT = 0.25
-DEVA_EXTRA: list[ComponentRef] = (
-    [ComponentRef(name="alignment", weight=DEVA_ALIGNMENT_WEIGHT)]
-    if "alignment" in components
-    else []
-)
+DEVA_EXTRA: list[ComponentRef] = [ComponentRef(name="alignment", weight=DEVA_ALIGNMENT_WEIGHT)]
 DEVA_SCALING = (
     " Scaled harmonic mean (DEVA leaves the scale to its supplement): each component is "
     "mapped to [0, 1] by its range; alignment r_v ∈ [c, (a/v_min − b)²] maps its floor c to "
@@ -192,7 +188,7 @@ _add(
     "dig",
     _spec("format", "f1", "miou"),
     "DiG (CVPR 2026): format + F1 + mean IoU after Hungarian matching, unweighted sum ∈ [0, 3]. "
-    "No public code; follows the paper text and DESIGN.md's matching definition.",
+    "No public code; follows the paper text, with the matching of the f1 and miou components.",
 )
 _add(
     "deva_detection",

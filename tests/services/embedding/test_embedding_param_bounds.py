@@ -1,4 +1,4 @@
-"""Issue 20 item 1 on the embedding service: hypervolume parameters that would overflow are
+"""Parameter bounds on the embedding service: hypervolume parameters that would overflow are
 a 422 naming the field and its allowed range, never a 500."""
 
 from __future__ import annotations

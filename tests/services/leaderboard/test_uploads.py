@@ -135,8 +135,8 @@ def test_expired_idempotency_records_are_pruned(factory):
 
 
 def test_concurrent_identical_uploads_without_a_key_report_one_creator(factory):
-    """Issue 20: 16 identical uploads at once, no Idempotency-Key, all answered
-    ``201 created: true`` (the data was right). Exactly one insert makes the run: one 201,
+    """16 identical uploads at once, no Idempotency-Key (all used to be answered
+    ``201 created: true``; the data was right). Exactly one insert makes the run: one 201,
     fifteen 200, one run with its 500 rows."""
     preds = [{"sample_id": f"s{i}", "prediction": "p", "reward": 0.5} for i in range(500)]
     start = threading.Barrier(16)

@@ -1,5 +1,5 @@
 """Every 5xx says ``Connection: close``, so a keep-alive client never reuses a connection the
-server is closing (issue 20: after a 500, uvicorn dropped the connection without saying so,
+server is closing (before this, after a 500 uvicorn dropped the connection without saying so,
 and 22 of 30 follow-up requests on it failed with ReadError / RemoteProtocolError).
 
 Real uvicorn on loopback, one ``httpx.Client`` (keep-alive pool): a route that raises (500),

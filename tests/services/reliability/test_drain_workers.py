@@ -1,6 +1,6 @@
 """Drain under ``--workers 2`` (services/common/serving.py + lifecycle.py), real uvicorn.
 
-Issue 20: with two workers, for ~0.4 s after SIGTERM the workers still served and
+The failure this guards against: with two workers, for ~0.4 s after SIGTERM the workers still served and
 ``/readyz`` said 200; then new connections were accepted into the listen queue and never
 served, and clients on keep-alive connections got ReadErrors.
 

@@ -1,4 +1,4 @@
-"""The exact ``POST /v1/runs`` bodies of issue 20 that answered 500 or were wrongly accepted.
+"""``POST /v1/runs`` bodies that once answered 500 or were wrongly accepted, exactly as sent.
 
 A lone surrogate (JSON ``"\\ud800"``) in a prediction, in ``config`` keys or values, in
 ``lib_versions``, ``predictions[].extra``, ``predictions[].error`` or ``model.provenance``

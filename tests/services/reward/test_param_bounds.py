@@ -1,4 +1,4 @@
-"""Issue 20 item 1: component parameters have validated bounds (422 naming the field and the
+"""Component parameters have validated bounds (422 naming the field and the
 allowed range), and arithmetic that can still overflow is a per-sample error, never a 500."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_score_groups_with_huge_a_is_422() -> None:
 
 
 def test_get_reward_with_the_spec_in_the_label_is_a_flagged_sample(caplog) -> None:
-    """/get_reward answers OpenRLHF, which cannot survive a 4xx for one sample (issue 16): the
+    """/get_reward answers OpenRLHF, which cannot survive a 4xx for one sample: the
     out-of-bounds spec in a label is that sample's error (reward 0, prl_error 1), and the
     bound error is logged with the label's index."""
     label = json.dumps({"solution": GT, "reward": HUGE_A})

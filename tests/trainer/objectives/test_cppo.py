@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from trainer.objectives import policy_losses
-from trainer.objectives.cppo import cppo_keep, cppo_keep_count, cppo_saving
+from trainer.objectives.cppo import cppo_keep, cppo_saving
 from trainer.objectives.policy import PolicyInputs, PolicyParams
+from trainer.plugin_configs import cppo_keep_count
 
 pytestmark = pytest.mark.torch
 

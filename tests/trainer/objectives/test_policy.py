@@ -21,6 +21,9 @@ def test_registry_names() -> None:
     family = ["bnpo", "dapo", "dr_grpo", "grpo", "gspo"]
     assert policy_losses.names() == sorted([*family, "cppo", "gmpo"])
     assert sorted(n for n, spec in policy_losses.items() if spec.trl_exact) == family
+    from trainer.objectives.registry import BUILTIN_POLICY_LOSSES
+
+    assert list(BUILTIN_POLICY_LOSSES) == policy_losses.names()  # the torch-free list agrees
     with pytest.raises(KeyError, match="did you mean 'grpo'"):
         policy_losses.get("grpoo")
 

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.benchmark.metrics import compute_metrics
-from services.benchmark.metrics.boxes import box_iou
 from services.benchmark.metrics.coco_engine import coco_evaluate
 from services.benchmark.records import EvalRecord, PredBox
+from services.reward.scoring.geometry import iou as box_iou
 
 coord = st.integers(0, 60)
 

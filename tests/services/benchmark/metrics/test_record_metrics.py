@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from services.benchmark.metrics import compute_metrics
-from services.benchmark.metrics.boxes import box_iou, giou_terms
+from services.benchmark.metrics.boxes import giou_terms
 from services.benchmark.metrics.coco import records_to_coco
 from services.benchmark.metrics.coco_engine import coco_evaluate
 from services.benchmark.metrics.masks import mask_inter_union
 from services.benchmark.records import EvalRecord, PredBox
 from services.benchmark.synthetic import synthetic_coco
 from services.common.registry import UnknownNameError
+from services.reward.scoring.geometry import iou as box_iou
 
 
 def rec(id, gt_boxes, preds, labels=None, **meta):

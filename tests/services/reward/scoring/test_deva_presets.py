@@ -1,4 +1,4 @@
-"""Issue 14: every ``deva_*`` preset must train — the aggregation properties (a)–(c).
+"""Every ``deva_*`` preset must train — the aggregation properties (a)–(c).
 
 (a) a perfect task answer aggregates to ≥ 0.5 with alignment at its floor ``c`` and to ≥ 0.9
     with alignment at ``V = 0.5``;

@@ -1,4 +1,6 @@
-"""Hand-computed values for every component, and research/B_rewards.md §8's degenerate cases."""
+"""Hand-computed values for every component, and the peers' degenerate cases (empty class
+answer, GT empty vs a text answer, several boxes in a LISA answer, false positives after true
+positives, a low-confidence false positive, duplicates; docs/rewards.md)."""
 
 import json
 

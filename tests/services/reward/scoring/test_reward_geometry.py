@@ -5,12 +5,15 @@ from hypothesis import strategies as st
 
 from schemas.geometry import Frame
 from services.reward.scoring.geometry import (
+    box_area,
     canonical,
     from_pixels,
     giou,
     iou,
     iou_giou_matrix,
     l1_matrix,
+    paired_inter_union,
+    paired_iou,
     to_pixels,
 )
 from services.reward.scoring.pairs import _bucket_blocks
@@ -94,3 +97,43 @@ def test_frames_by_hand():
 def test_frame_round_trip(frame, box):
     b = np.array([box])
     np.testing.assert_allclose(to_pixels(from_pixels(b, frame), frame), b, rtol=1e-9, atol=1e-6)
+
+
+# One IoU for the whole project: the benchmark metrics (row-wise pairs) and the DiG generator
+# (single boxes) call this module. The references below are the scalar formulas written out
+# in plain Python; the numpy versions must agree with them exactly, not approximately.
+
+any_coord = st.floats(-500, 500, allow_nan=False, width=32) | st.integers(-50, 50).map(float)
+any_box = st.tuples(any_coord, any_coord, any_coord, any_coord)  # inverted boxes included
+
+
+def _ref_area(b):
+    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
+def _ref_inter_union(p, g):
+    iw = max(min(p[2], g[2]) - max(p[0], g[0]), 0.0)
+    ih = max(min(p[3], g[3]) - max(p[1], g[1]), 0.0)
+    return iw * ih, _ref_area(p) + _ref_area(g) - iw * ih
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(any_box, any_box), min_size=1, max_size=6))
+def test_paired_terms_equal_the_scalar_formula_exactly(pairs):
+    p = np.array([a for a, _ in pairs])
+    g = np.array([b for _, b in pairs])
+    inter, union = paired_inter_union(p, g)
+    ious = paired_iou(p, g)
+    for k, (a, b) in enumerate(pairs):
+        ri, ru = _ref_inter_union(a, b)
+        assert (inter[k], union[k]) == (ri, ru)
+        assert ious[k] == (ri / ru if ru > 0 else 0.0)
+        assert box_area(p)[k] == _ref_area(a)
+
+
+@settings(max_examples=300, deadline=None)
+@given(boxes(), boxes())
+def test_single_box_iou_equals_the_scalar_formula_exactly(a, b):
+    ri, ru = _ref_inter_union(a, b)
+    assert iou(a, b) == (ri / ru if ru > 0 else 0.0)
+    assert paired_iou(np.array([a]), np.array([b]))[0] == iou(a, b)

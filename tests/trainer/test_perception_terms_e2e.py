@@ -1,4 +1,4 @@
-"""Issue 6 end to end on CPU: tiny Qwen2-VL on DiG raster data (64×64, G = 4, 16 tokens).
+"""PGPO, curriculum, alignment masks and PIVOT end to end on CPU: tiny Qwen2-VL on DiG raster data (64×64, G = 4, 16 tokens).
 
 * PGPO in the loop: token-level advantages (B, T), mass-conserving, metrics logged;
 * DiG curriculum switching stages by step budget, logged, and resumed from a checkpoint;
