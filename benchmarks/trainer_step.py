@@ -11,6 +11,14 @@ which that needs). Target: PGPO-on / DEVA-on ≤ 1.4 (``ratio_pgpo_on_vs_deva_on
 ``ratio_align_on_vs_deva_on`` is reported the same way. The alignment *reward* itself (reward → embedding service
 HTTP) runs in the services and is measured by their own benchmarks, not here.
 
+Issue 19 rows, each against ``ours_grpo`` (our trainer with ``loss_type="grpo"``, DEVA off)
+in the same round-robin: ``ours_gmpo`` (GMPO loss, ε = 0.4 in log space), ``ours_cppo``
+(CPPO, keep_ratio 0.5: the pruning runs in the timed loss step, then the forward on the kept
+half), ``ours_papo`` (PAPO: a second, masked-image forward with gradient) and ``ours_care``
+(GRPO-CARE: the EMA update and the reference forward over the rebuilt prompt + completion,
+once per generation batch, timed in the loss step). Reported as
+``ratio_<loss>_vs_grpo`` and ``train_step_ratio_<loss>_vs_grpo``.
+
 Same tiny random Qwen2-VL, same batch (one prompt with two images × G completions, generated
 once by TRL). Two figures:
 
@@ -45,7 +53,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-VARIANTS = ("trl", "ours_off", "ours_deva", "trl_kl", "ours_pgpo", "ours_align")
+VARIANTS = (
+    "trl",
+    "ours_off",
+    "ours_deva",
+    "trl_kl",
+    "ours_pgpo",
+    "ours_align",
+    "ours_grpo",
+    "ours_gmpo",
+    "ours_cppo",
+    "ours_papo",
+    "ours_care",
+)
+#: issue 19 losses, each timed against ``ours_grpo``
+NEW_LOSSES = ("gmpo", "cppo", "papo", "care")
 
 
 def _dataset(n: int) -> Any:
@@ -75,8 +97,10 @@ def _trainers(
 
     from trainer.config import AlignmentConfig, DevaConfig, PGPOConfig
     from trainer.grpo import DevaGRPOTrainer
+    from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
+    from trainer.tiny import load_processor
 
-    def make_args(beta: float) -> Any:
+    def make_args(beta: float, **extra: Any) -> Any:
         return GRPOConfig(
             output_dir=str(out),
             per_device_train_batch_size=gens,
@@ -90,11 +114,18 @@ def _trainers(
             gradient_checkpointing=False,
             seed=0,
             beta=beta,
+            **extra,
         )
 
     args = make_args(0.0)
     ds = _dataset(4)
-    common = {"model": str(model_dir), "reward_funcs": [_reward], "args": args, "train_dataset": ds}
+    common = {
+        "model": str(model_dir),
+        "processing_class": load_processor(model_dir),  # the image-only processor (no torchvision)
+        "reward_funcs": [_reward],
+        "args": args,
+        "train_dataset": ds,
+    }
     deva = DevaConfig.model_validate(
         {
             "diversity": {"enabled": True, "lambda_div": 0.1, "gamma": 0.5},
@@ -106,6 +137,8 @@ def _trainers(
     eager_args.model_init_kwargs = {"attn_implementation": "eager"}
     pgpo = PGPOConfig(enabled=True, threshold=0.5, threshold_mode="quantile")
     align = AlignmentConfig(send_inputs=True, mask_from_attention=True)
+    grpo = {**common, "args": make_args(0.0, loss_type="grpo")}
+    gmpo = {**common, "args": make_args(0.0, loss_type="grpo", epsilon=0.4)}
     build = {
         "trl": lambda: GRPOTrainer(**common),
         "trl_kl": lambda: GRPOTrainer(**{**common, "args": kl_args}),
@@ -115,6 +148,13 @@ def _trainers(
         "ours_align": lambda: DevaGRPOTrainer(
             **{**common, "args": eager_args}, deva=deva, alignment=align
         ),
+        "ours_grpo": lambda: DevaGRPOTrainer(**grpo),
+        "ours_gmpo": lambda: DevaGRPOTrainer(**gmpo, policy_loss="gmpo"),
+        "ours_cppo": lambda: DevaGRPOTrainer(
+            **grpo, policy_loss="cppo", cppo=CppoConfig(keep_ratio=0.5)
+        ),
+        "ours_papo": lambda: DevaGRPOTrainer(**grpo, papo=PapoConfig(enabled=True)),
+        "ours_care": lambda: DevaGRPOTrainer(**grpo, care=CareConfig(enabled=True)),
     }
     trainers = {name: build[name]() for name in variants}
     for t in trainers.values():
@@ -136,6 +176,14 @@ def _step(name: str, trainer: Any, batch: dict[str, Any]) -> float:
     elif name == "ours_align":  # the attention-mask forward (once per generation batch)
         rows, prompts, ids = _mask_inputs(trainer, inputs)
         trainer.alignment_masks(rows, prompts, ids)
+    elif name == "ours_cppo":  # pruning to the top-|A| half (once per generation batch)
+        inputs = trainer._apply_cppo(inputs, "train")
+    elif name == "ours_care":  # EMA step + reference forward (once per generation batch)
+        import torch
+
+        rows, prompts, ids = _mask_inputs(trainer, inputs)
+        rewards = torch.stack([torch.rand(len(ids)), torch.full((len(ids),), float("nan"))], 1)
+        trainer.care_bonuses(rows, prompts, ids, rewards)
     loss = trainer._compute_loss(trainer.model, inputs)
     loss.backward()
     trainer.optimizer.step()
@@ -242,6 +290,7 @@ def measure(iters: int, gens: int, length: int, budget_s: float) -> dict[str, An
         "ratio_deva_on_vs_trl_with_kl": round(med["ours_deva"] / med["trl_kl"], 4),
         "ratio_pgpo_on_vs_deva_on": round(med["ours_pgpo"] / med["ours_deva"], 4),
         "ratio_align_on_vs_deva_on": round(med["ours_align"] / med["ours_deva"], 4),
+        **{f"ratio_{x}_vs_grpo": round(med[f"ours_{x}"] / med["ours_grpo"], 4) for x in NEW_LOSSES},
         "train_step_iters": len(full["trl"]),
         "train_step_s_median": {k: round(v, 5) for k, v in fmed.items()},
         "train_step_ratio_ours_off_vs_trl": round(fmed["ours_off"] / fmed["trl"], 4),
@@ -249,6 +298,10 @@ def measure(iters: int, gens: int, length: int, budget_s: float) -> dict[str, An
         "train_step_ratio_deva_on_vs_trl_with_kl": round(fmed["ours_deva"] / fmed["trl_kl"], 4),
         "train_step_ratio_pgpo_on_vs_deva_on": round(fmed["ours_pgpo"] / fmed["ours_deva"], 4),
         "train_step_ratio_align_on_vs_deva_on": round(fmed["ours_align"] / fmed["ours_deva"], 4),
+        **{
+            f"train_step_ratio_{x}_vs_grpo": round(fmed[f"ours_{x}"] / fmed["ours_grpo"], 4)
+            for x in NEW_LOSSES
+        },
         "targets": {
             "ours_off_vs_trl": 1.05,
             "deva_on_vs_trl": 1.5,

@@ -6,7 +6,11 @@ Layout (see trainer/configs/tiny_dig_cpu.yaml)::
     model: {path: DIR} | {tiny: qwen2vl, seed: 0}
     task: {name: dig, root: DIR, split: null, generate: {n: 8, size: [64, 64]}, options: {}}
     reward: {url: inprocess | http://host:port, reward: dig | {components: ..., aggregate: ...}}
-    loss_type: dapo                 # grpo | bnpo | dr_grpo | dapo | gspo
+    loss_type: dapo                 # a registered policy loss: grpo | bnpo | dr_grpo | dapo | gspo
+                                    # | gmpo | cppo (trainer.objectives.registry.policy_losses)
+    cppo: {keep_ratio: 0.5}         # loss_type cppo: share of each group kept
+    papo: {enabled, gamma, eta_policy, eta_masked, view: masked|no_image, mask_ratio}
+    care: {enabled, bonus, margin, accuracy_threshold, confidence_cap, ema_decay}  # GRPO-CARE
     max_steps: 3
     seed: 0
     deva: {diversity: {enabled, lambda_div, gamma, reduction: mean|sum, state_reward,
@@ -40,8 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from trainer.curriculum import CurriculumConfig
 from trainer.dpo import DPORunConfig
+from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
 
-LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "gspo"]
 #: GRPOConfig fields this config owns (set them at the top level or in ``checkpoint``).
 OWNED_FIELDS = {
     "output_dir": "run_dir",
@@ -450,12 +454,17 @@ class TrainConfig(Frozen):
     reward: RewardConfig = Field(
         RewardConfig(), description="where rewards come from and which preset or spec"
     )
-    loss_type: LossType = Field(
+    loss_type: str = Field(
         "dapo",
-        description="policy loss: grpo (per-sequence token mean), bnpo (local token mean), "
-        "dr_grpo (Σ / (B·L_max)), dapo (tokens of the generation batch, clip-higher), gspo "
-        "(sequence-level ratio); TRL's loss_type, trainer/objectives/policy.py",
+        description="policy loss, a name registered in trainer.objectives.policy_losses: grpo "
+        "(per-sequence token mean), bnpo (local token mean), dr_grpo (Σ / (B·L_max)), dapo "
+        "(tokens of the generation batch, clip-higher), gspo (sequence-level ratio), gmpo "
+        "(geometric mean, log-space clip), cppo (top-|A| completions per group); validated "
+        "at load time; docs/training.md 'Policy losses'",
     )
+    cppo: CppoConfig = Field(CppoConfig(), description="CPPO pruning (loss_type cppo only)")
+    papo: PapoConfig = Field(PapoConfig(), description="PAPO implicit perception loss")
+    care: CareConfig = Field(CareConfig(), description="GRPO-CARE consistency bonus")
     max_steps: int = Field(ge=1, description="optimizer steps to train (TRL's max_steps)")
     seed: int = Field(0, description="seed of TRL/transformers (sampling, data order, init)")
     deva: DevaConfig = Field(DevaConfig(), description="DEVA's diversity and entropy terms")
@@ -501,6 +510,18 @@ class TrainConfig(Frozen):
         "use_vllm, ...), passed through; fields this config owns are refused with their name",
     )
 
+    @field_validator("loss_type")
+    @classmethod
+    def _loss_type(cls, v: str) -> str:
+        from services.common.registry import UnknownNameError
+        from trainer.objectives.registry import check_policy_loss_name
+
+        try:
+            check_policy_loss_name(v)
+        except UnknownNameError as exc:
+            raise ValueError(f"loss_type: {exc}") from None
+        return v
+
     @field_validator("grpo")
     @classmethod
     def _grpo_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
@@ -544,8 +565,30 @@ class TrainConfig(Frozen):
                 f"must be a multiple of grpo.num_generations ({gens})"
             )
         self._check_perception_terms()
+        self._check_policy_plugins(bs, steps_per_gen, gens)
         self._check_curriculum_thresholds()
         return self
+
+    def _check_policy_plugins(self, bs: int, steps_per_gen: int, gens: int) -> None:
+        """CPPO's pruned batch must still split into steps; CARE replaces the KL penalty."""
+        if self.loss_type == "cppo":
+            kept = bs * steps_per_gen // gens * self.cppo.keep_count(gens)
+            if kept % steps_per_gen:
+                raise ValueError(
+                    f"cppo: {kept} kept completions per generation batch do not split into "
+                    f"steps_per_generation={steps_per_gen} equal steps; change cppo.keep_ratio "
+                    "or grpo.per_device_train_batch_size"
+                )
+        beta = float(self.grpo.get("beta", 0.0))
+        if self.care.enabled and beta != 0.0:
+            raise ValueError(
+                f"care replaces the KL penalty with its consistency bonus: set grpo.beta to 0 "
+                f"(got {beta}) or disable care"
+            )
+        if (self.papo.enabled or self.care.enabled) and self.grpo.get("use_vllm"):
+            raise ValueError(
+                "papo / care with use_vllm is not supported (their forwards are local)"
+            )
 
     def _check_curriculum_thresholds(self) -> None:
         """Each stage's ``reward_threshold`` against the reward spec's attainable range.

@@ -37,6 +37,7 @@ Perception terms, both once per generation batch and without gradient:
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -50,21 +51,30 @@ from trl.trainer.utils import (
     create_model_from_path,
     disable_dropout_in_model,
     get_config_model_id,
+    split_pixel_values_by_grid,
+    unsplit_pixel_values_by_grid,
     use_adapter,
 )
 
 from trainer.alignment import attention_patch_masks
 from trainer.config import AlignmentConfig, DevaConfig, PGPOConfig
+from trainer.loss_views import (
+    answer_token_mask,
+    ema_update,
+    mask_image_patches,
+    text_only_logps_and_entropies,
+)
+from trainer.objectives.care import answer_confidence
+from trainer.objectives.cppo import cppo_keep, cppo_saving
 from trainer.objectives.diversity import diversity_loss
 from trainer.objectives.entropy import entropy_regularizer
 from trainer.objectives.policy import PolicyInputs, PolicyParams, k3_kl, log_importance_weights
-from trainer.objectives.registry import policy_losses
-from trainer.pgpo import pgpo_advantages, vision_token_ids
+from trainer.objectives.registry import PolicyLossSpec, policy_losses, regularizers, reward_bonuses
+from trainer.pgpo import completion_logits, pgpo_advantages, vision_token_ids
+from trainer.plugin_configs import CareConfig, CppoConfig, PapoConfig
 
 log = logging.getLogger(__name__)
 
-#: TRL ``loss_type`` values our registry reproduces (gspo = grpo with sequence-level ratio).
-SUPPORTED_TRL_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")
 _FORWARD_KEYS = (
     "pixel_values",
     "image_grid_thw",
@@ -80,16 +90,50 @@ _FORWARD_KEYS = (
 
 
 def policy_loss_name(loss_type: str, importance_sampling_level: str) -> str:
-    """Registry name for TRL's (loss_type, importance_sampling_level)."""
-    if loss_type not in SUPPORTED_TRL_LOSSES:
+    """Registry name of the loss TRL computes for (loss_type, importance_sampling_level).
+
+    Read from the registry's specs (``trl_exact``): grpo/bnpo/dr_grpo/dapo at token level,
+    gspo = grpo at sequence level. Losses TRL does not compute (gmpo, cppo) are selected by
+    name instead (``DevaGRPOTrainer(policy_loss=...)``).
+    """
+    exact = [s for _, s in policy_losses.items() if s.trl_exact]
+    for spec in exact:
+        if (spec.trl_loss_type, spec.importance_sampling_level) == (
+            loss_type,
+            importance_sampling_level,
+        ):
+            return spec.name
+    if loss_type in {s.trl_loss_type for s in exact}:
+        seq = [s.trl_loss_type for s in exact if s.importance_sampling_level == "sequence"]
         raise ValueError(
-            f"loss_type {loss_type!r} is not supported; use one of {SUPPORTED_TRL_LOSSES}"
+            f"{importance_sampling_level}-level importance sampling with loss_type "
+            f"{loss_type!r} has no registered loss (sequence level, GSPO, needs loss_type "
+            f"{' or '.join(repr(x) for x in seq)})"
         )
-    if importance_sampling_level == "sequence":
-        if loss_type != "grpo":
-            raise ValueError("sequence-level importance sampling (GSPO) needs loss_type 'grpo'")
-        return "gspo"
-    return loss_type
+    names = sorted({s.trl_loss_type for s in exact})
+    raise ValueError(f"loss_type {loss_type!r} is not supported; use one of {names}")
+
+
+def select_rows(batch: dict[str, Any], keep: Tensor) -> dict[str, Any]:
+    """Rows ``keep`` of a TRL generation batch: every per-completion tensor or list, images
+    included (through TRL's per-sample pixel split), other entries unchanged."""
+    n = batch["prompt_ids"].shape[0]
+    idx = keep.tolist()
+    split = split_pixel_values_by_grid(batch)
+    out: dict[str, Any] = {}
+    for key, value in split.items():
+        if isinstance(value, list) and len(value) == n:
+            out[key] = [value[i] for i in idx]
+        elif isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == n:
+            out[key] = value[keep.to(value.device)]
+        else:
+            out[key] = value
+    return unsplit_pixel_values_by_grid(out)
+
+
+def care_bonus(completions: list[Any], **_: Any) -> list[float | None]:
+    """Placeholder reward column for GRPO-CARE's bonus; ``DevaGRPOTrainer`` fills it in."""
+    return [None] * len(completions)
 
 
 def _unwrap_core(trainer: GRPOTrainer, model: Any) -> Any:
@@ -136,19 +180,40 @@ class DevaGRPOTrainer(GRPOTrainer):
         deva: DevaConfig | None = None,
         pgpo: PGPOConfig | None = None,
         alignment: AlignmentConfig | None = None,
+        policy_loss: str | None = None,
+        cppo: CppoConfig | None = None,
+        papo: PapoConfig | None = None,
+        care: CareConfig | None = None,
         **kwargs: Any,
     ) -> None:
         self.deva = deva or DevaConfig()
         self.pgpo = pgpo or PGPOConfig()
         self.alignment = alignment or AlignmentConfig()
+        self.cppo = cppo or CppoConfig()
+        self.papo = papo or PapoConfig()
+        self.care = care or CareConfig()
+        if self.care.enabled:
+            self._add_care_column(kwargs)
         super().__init__(*args, **kwargs)
         self._check_supported()
         self._check_perception()
-        self.policy_loss_name = policy_loss_name(self.loss_type, self.importance_sampling_level)
+        if policy_loss is not None:
+            policy_losses.get(policy_loss)  # an unknown name fails here, with "did you mean"
+        self.policy_loss_name = policy_loss or policy_loss_name(
+            self.loss_type, self.importance_sampling_level
+        )
         tok = getattr(self.processing_class, "tokenizer", self.processing_class)
         self.eos_id = int(tok.eos_token_id)
         if self.deva.needs_reference:
             self._setup_reference()
+        if self.care.enabled:
+            self._setup_care()
+        self._papo_generator = torch.Generator().manual_seed(int(self.args.seed))
+
+    @property
+    def policy_spec(self) -> PolicyLossSpec:
+        """The registry entry of the policy loss in use (``policy_loss_name``)."""
+        return policy_losses.get(self.policy_loss_name)
 
     # ------------------------------------------------------------------ setup
     def _check_supported(self) -> None:
@@ -170,9 +235,12 @@ class DevaGRPOTrainer(GRPOTrainer):
     def _check_perception(self) -> None:
         """PGPO needs the processor's vision tokens; attention masks need eager attention."""
         tok = getattr(self.processing_class, "tokenizer", self.processing_class)
-        self._vision_ids = vision_token_ids(tok) if self.pgpo.enabled else []
-        if self.pgpo.enabled and not self._vision_ids:
-            raise ValueError("pgpo: the tokenizer has no vision placeholder tokens to drop")
+        text_only = self.pgpo.enabled or (self.papo.enabled and self.papo.view == "no_image")
+        self._vision_ids = vision_token_ids(tok) if text_only else []
+        if text_only and not self._vision_ids:
+            raise ValueError(
+                "pgpo / papo view no_image: the tokenizer has no vision placeholder tokens to drop"
+            )
         if self.alignment.mask_from_attention:
             impl = _unwrap_core(self, self.model).config._attn_implementation
             if impl != "eager":
@@ -180,6 +248,26 @@ class DevaGRPOTrainer(GRPOTrainer):
                     "alignment.mask_from_attention needs attention weights, which only "
                     f'attn_implementation="eager" returns; the policy uses {impl!r}'
                 )
+
+    def _add_care_column(self, kwargs: dict[str, Any]) -> None:
+        """Append the ``care_bonus`` reward column (weight 1) that ``_calculate_rewards`` fills."""
+        funcs = kwargs.get("reward_funcs")
+        if funcs is None:
+            raise ValueError("care: pass reward_funcs as a keyword argument")
+        kwargs["reward_funcs"] = [*(funcs if isinstance(funcs, list) else [funcs]), care_bonus]
+        args = kwargs.get("args")
+        if args is not None and args.reward_weights is not None:
+            args.reward_weights = [*args.reward_weights, 1.0]
+
+    def _setup_care(self) -> None:
+        """GRPO-CARE's EMA reference: a frozen copy of the policy, updated by ``ema_update``."""
+        core = _unwrap_core(self, self.model)
+        if is_peft_model(self.accelerator.unwrap_model(self.model)):
+            raise ValueError("care: the EMA reference needs full weights (PEFT is not supported)")
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            raise ValueError("care: the EMA reference is not supported with DeepSpeed or FSDP")
+        self._care_ref = copy.deepcopy(core).eval().requires_grad_(False)
+        self._care_col = self.reward_func_names.index("care_bonus")
 
     def _setup_reference(self) -> None:
         """Make sure a reference with the entropy head exists (TRL builds one only for β ≠ 0)."""
@@ -323,6 +411,8 @@ class DevaGRPOTrainer(GRPOTrainer):
         finally:
             self.beta = beta
         mode = "train" if self.model.training else "eval"
+        if self.policy_spec.prunes:
+            output = self._apply_cppo(output, mode)
         if self.deva.needs_reference:
             bs = (
                 self.args.per_device_train_batch_size
@@ -333,6 +423,19 @@ class DevaGRPOTrainer(GRPOTrainer):
         if self.pgpo.enabled:
             self._apply_pgpo(output, mode)
         return output
+
+    def _apply_cppo(self, output: dict[str, Any], mode: str) -> dict[str, Any]:
+        """CPPO: keep the top-|A| completions per group (trainer.objectives.cppo), before any
+        further forward; logs ``cppo/kept_fraction`` and ``cppo/token_saving``."""
+        group = self.num_generations if mode == "train" else self.num_generations_eval
+        keep = cppo_keep(output["advantages"], group, self.cppo.keep_ratio)
+        stats = cppo_saving(output["completion_mask"], keep)
+        pruned = select_rows(output, keep)
+        local = pruned["completion_mask"].sum()
+        pruned["num_items_in_batch"] = self.accelerator.gather(local).sum()
+        for key, value in stats.items():
+            self._metrics[mode][key].append(value)
+        return pruned
 
     def _apply_pgpo(self, output: dict[str, Any], mode: str) -> None:
         """Replace ``advantages: (B,)`` by PGPO's ``A_i · w_t: (B, T)`` and log d_t stats."""
@@ -365,7 +468,55 @@ class DevaGRPOTrainer(GRPOTrainer):
             masks = self.alignment_masks(inputs, prompts, ids)
             for row, mask in zip(inputs, masks, strict=True):
                 row["alignment_mask"] = mask
-        return super()._calculate_rewards(inputs, prompts, completions, ids)
+        rewards = super()._calculate_rewards(inputs, prompts, completions, ids)
+        if self.care.enabled:
+            rewards[:, self._care_col] = self.care_bonuses(inputs, prompts, ids, rewards)
+        return rewards
+
+    @torch.no_grad()
+    def care_bonuses(
+        self,
+        inputs: list[dict[str, Any]],
+        prompts: list[Any],
+        completion_ids: list[list[int]],
+        rewards_per_func: Tensor,
+    ) -> Tensor:
+        """GRPO-CARE bonus for every completion of the gathered batch (trainer.objectives.care).
+
+        First the EMA step of the reference, then its log-probs of this process's completions
+        (with image, question and reasoning in context), c_i over the answer tokens, gathered;
+        the base reward a_i is the weighted sum of the other reward columns.
+        """
+        ema_update(self._care_ref, _unwrap_core(self, self.model), self.care.ema_decay)
+        model_inputs, cmask = self._rebuild_model_inputs(inputs, prompts, completion_ids)
+        width = cmask.shape[1]
+        logits = completion_logits(self._care_ref, width, **model_inputs)
+        logp = torch.log_softmax(logits.float() / self.temperature, dim=-1)
+        comp = model_inputs["input_ids"][:, -width:]
+        ref_logps = logp.gather(-1, comp.unsqueeze(-1)).squeeze(-1)
+        answer = answer_token_mask(
+            completion_ids, self._tokenizer, width, self.care.answer_open, self.care.answer_close
+        ).to(cmask.device)
+        conf = answer_confidence(ref_logps, answer & cmask.bool(), self.care.confidence_cap)
+        conf = self.accelerator.gather(conf)
+        weights = self.reward_weights.to(rewards_per_func.device).clone()
+        weights[self._care_col] = 0.0
+        base = rewards_per_func.clone()
+        base[:, self._care_col] = 0.0
+        accuracy = (base * weights).nansum(dim=1)
+        mode = "train" if self.model.training else "eval"
+        group = self.num_generations if mode == "train" else self.num_generations_eval
+        bonus, stats = reward_bonuses.get("care_consistency")(
+            accuracy,
+            conf.to(accuracy.dtype),
+            group,
+            bonus=self.care.bonus,
+            margin=self.care.margin,
+            accuracy_threshold=self.care.accuracy_threshold,
+        )
+        for key, value in stats.items():
+            self._metrics[mode][key].append(value)
+        return bonus.to(rewards_per_func.dtype)
 
     def alignment_masks(
         self, inputs: list[dict[str, Any]], prompts: list[Any], completion_ids: list[list[int]]
@@ -375,6 +526,28 @@ class DevaGRPOTrainer(GRPOTrainer):
         Rebuilds the multimodal prompt inputs as TRL does (chat template + processor), appends
         the completions (right padded) and runs :func:`attention_patch_masks`.
         """
+        model_inputs, cmask = self._rebuild_model_inputs(inputs, prompts, completion_ids)
+        images = [row.get("images") or [row["image"]] for row in inputs]
+        core = _unwrap_core(self, self.model)
+        merge = int(getattr(self.processing_class.image_processor, "merge_size", 2))
+        return attention_patch_masks(
+            self.model,
+            model_inputs,
+            cmask,
+            image_token_id=int(core.config.image_token_id),
+            num_images=[len(x) for x in images],
+            merge_size=merge,
+            threshold=self.alignment.mask_threshold,
+            keep_fraction=self.alignment.mask_keep_fraction,
+            layers=self.alignment.mask_layers,
+        )
+
+    def _rebuild_model_inputs(
+        self, inputs: list[dict[str, Any]], prompts: list[Any], completion_ids: list[list[int]]
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """(model inputs over prompt + completion, completion mask (B, T)) rebuilt from the
+        rows TRL passes to ``_calculate_rewards``: chat template + processor as TRL does,
+        completions right padded."""
         from trl.data_utils import apply_chat_template
 
         images = [row.get("images") or [row["image"]] for row in inputs]
@@ -405,24 +578,12 @@ class DevaGRPOTrainer(GRPOTrainer):
         if "mm_token_type_ids" in enc:
             mm = enc["mm_token_type_ids"]
             model_inputs["mm_token_type_ids"] = torch.cat([mm, torch.zeros_like(comp)], dim=1)
-        core = _unwrap_core(self, self.model)
-        merge = int(getattr(self.processing_class.image_processor, "merge_size", 2))
-        return attention_patch_masks(
-            self.model,
-            model_inputs,
-            cmask,
-            image_token_id=int(core.config.image_token_id),
-            num_images=[len(x) for x in images],
-            merge_size=merge,
-            threshold=self.alignment.mask_threshold,
-            keep_fraction=self.alignment.mask_keep_fraction,
-            layers=self.alignment.mask_layers,
-        )
+        return model_inputs, cmask
 
     # ------------------------------------------------------------------ loss
     def _policy_params(self, inputs: dict[str, Any], mode: str) -> PolicyParams:
         token_normalizer = None
-        if self.policy_loss_name == "dapo":
+        if self.policy_spec.reduction == "global_tokens":
             norm = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
             if mode == "train":
                 norm = (
@@ -453,12 +614,13 @@ class DevaGRPOTrainer(GRPOTrainer):
         assert entropies is not None
         old = inputs.get("old_per_token_logps")
         old = logps.detach() if old is None else old
+        spec = self.policy_spec
         penalty = kl = None
         if self.beta != 0.0:
             kl = k3_kl(logps, inputs["ref_per_token_logps"])
-            if self.args.use_bias_correction_kl:  # DeepSeek-V3.2: KL_t · w_t (TRL's default)
-                level = "sequence" if self.policy_loss_name == "gspo" else "token"
-                kl = kl * torch.exp(log_importance_weights(logps, old, mask, level))
+            if self.args.use_bias_correction_kl and spec.kl_bias_correction:
+                # DeepSeek-V3.2: KL_t · w_t (TRL's default)
+                kl = kl * torch.exp(log_importance_weights(logps, old, mask, spec.level))
             penalty = self.beta * kl
         is_ratio = None
         if self.use_vllm and self.vllm_importance_sampling_correction:
@@ -466,10 +628,8 @@ class DevaGRPOTrainer(GRPOTrainer):
         pin = PolicyInputs(
             logps, old, inputs["advantages"], mask, is_ratio=is_ratio, penalty=penalty
         )
-        loss, metrics = policy_losses.get(self.policy_loss_name)(
-            pin, self._policy_params(inputs, mode)
-        )
-        if self.policy_loss_name != "dapo":
+        loss, metrics = spec(pin, self._policy_params(inputs, mode))
+        if spec.reduction != "global_tokens":  # DAPO's normaliser already spans the batch
             loss = loss / accum
         if self.deva.diversity.enabled:
             assert eos_logps is not None
@@ -490,11 +650,47 @@ class DevaGRPOTrainer(GRPOTrainer):
             l_reg, m = entropy_regularizer(entropies, inputs["ref_entropies"], mask)
             loss = loss + self.deva.entropy_reg.lambda_reg * l_reg / accum
             metrics.update(m)
+        if self.papo.enabled:
+            m_logps, m_ent = self.papo_view_terms(model, inputs)
+            l_papo, m = regularizers.get("papo_perception")(
+                logps,
+                m_logps,
+                entropies,
+                m_ent,
+                mask,
+                gamma=self.papo.gamma,
+                eta_policy=self.papo.eta_policy,
+                eta_masked=self.papo.eta_masked,
+            )
+            loss = loss + l_papo / accum
+            metrics.update(m)
         if self.aux_loss_enabled and aux is not None:
             loss = loss + self.router_aux_loss_coef * aux / accum
             metrics["aux_loss"] = float(aux.detach())
         self._log_loss_metrics(mode, metrics, mask, entropies, eos_logps, kl)
         return loss
+
+    def papo_view_terms(self, model: Any, inputs: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """(logps, entropies) (B, T) of the completions under PAPO's masked view, with grad."""
+        if self.papo.view == "no_image":
+            tok = getattr(self.processing_class, "tokenizer", self.processing_class)
+            return text_only_logps_and_entropies(
+                model, inputs, self._vision_ids, int(tok.pad_token_id), self.temperature
+            )
+        if inputs.get("image_grid_thw") is None:
+            raise ValueError("papo view masked needs Qwen-VL image inputs (image_grid_thw)")
+        merge = int(getattr(self.processing_class.image_processor, "merge_size", 2))
+        masked = dict(inputs)
+        masked["pixel_values"] = mask_image_patches(
+            inputs["pixel_values"],
+            inputs["image_grid_thw"],
+            self.papo.mask_ratio,
+            merge,
+            self._papo_generator,
+        )
+        lp, ent, _, _ = self.forward_terms(model, masked, compute_entropy=True, compute_eos=False)
+        assert ent is not None
+        return lp, ent
 
     def _log_loss_metrics(
         self,

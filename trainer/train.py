@@ -32,6 +32,7 @@ import yaml
 
 from trainer.config import TrainConfig
 from trainer.metrics import JsonlSink, MetricsSink
+from trainer.objectives.registry import policy_loss_spec
 from trainer.rewards import RewardClientConfig, make_reward_func
 
 log = logging.getLogger(__name__)
@@ -135,18 +136,19 @@ def grpo_args(cfg: TrainConfig) -> Any:
         "dataloader_num_workers": 0,
         "log_completions": False,
     }
+    spec = policy_loss_spec(cfg.loss_type)
+    kwargs.update(spec.grpo_defaults)  # e.g. GMPO's log-space clip ε = 0.4
     kwargs.update(cfg.grpo)
     if cfg.model.attn_implementation is not None:
         init = dict(kwargs.get("model_init_kwargs") or {})
         init["attn_implementation"] = cfg.model.attn_implementation
         kwargs["model_init_kwargs"] = init
-    gspo = cfg.loss_type == "gspo"
     return GRPOConfig(
         output_dir=str(cfg.run_path / "checkpoints"),
         max_steps=cfg.max_steps,
         seed=cfg.seed,
-        loss_type="grpo" if gspo else cfg.loss_type,
-        importance_sampling_level="sequence" if gspo else "token",
+        loss_type=spec.trl_loss_type,
+        importance_sampling_level=spec.importance_sampling_level,
         save_strategy="steps",
         save_steps=cfg.checkpoint.every_steps,
         save_total_limit=cfg.checkpoint.keep,
@@ -228,6 +230,10 @@ def build_trainer(
         deva=cfg.deva,
         pgpo=cfg.pgpo,
         alignment=cfg.alignment,
+        policy_loss=cfg.loss_type,
+        cppo=cfg.cppo,
+        papo=cfg.papo,
+        care=cfg.care,
     )
     apply_vision_switches(cfg, trainer.model)
     return trainer

@@ -62,7 +62,9 @@ from trainer.objectives.policy import (
 )
 from trainer.objectives.registry import policy_losses
 
-NAMES = ("grpo", "bnpo", "dr_grpo", "dapo", "gspo")
+#: Our losses offered to verl: every registered spec with a ``verl_mode`` (GMPO is verl's own
+#: ``geo_mean``; CPPO prunes before the forward, which verl's loss signature cannot).
+NAMES: tuple[str, ...] = tuple(n for n, spec in policy_losses.items() if spec.verl_mode)
 
 AggMode = Literal[
     "token-mean",
@@ -74,16 +76,11 @@ AggMode = Literal[
 
 #: The verl ``loss_agg_mode`` each of our losses normalises with (see the module docstring).
 VERL_MODES: dict[str, AggMode] = {
-    "grpo": "seq-mean-token-mean",
-    "bnpo": "token-mean",
-    "dr_grpo": "seq-mean-token-sum-norm",
-    "dapo": "token-mean",
-    "gspo": "seq-mean-token-mean",
+    n: policy_losses.get(n).verl_mode  # type: ignore[misc]
+    for n in NAMES
 }
 #: Importance-ratio level of each loss (GSPO: one ratio per sequence).
-LEVELS: dict[str, Literal["token", "sequence"]] = {name: "token" for name in NAMES} | {
-    "gspo": "sequence"
-}
+LEVELS: dict[str, Literal["token", "sequence"]] = {n: policy_losses.get(n).level for n in NAMES}
 
 
 def _get(config: Any, key: str, default: Any = None) -> Any:
@@ -176,6 +173,8 @@ def verl_policy_loss(
     reduction is :func:`global_reduce` with ``config.global_batch_info``.
     """
     policy_losses.get(name)  # an unknown name fails here, with "did you mean"
+    if name not in VERL_MODES:
+        raise ValueError(f"policy loss {name!r} is not offered to verl; use one of {list(NAMES)}")
     mode, level = VERL_MODES[name], LEVELS[name]
 
     def fn(

@@ -151,3 +151,32 @@ def test_dapo_is_the_global_token_mean_whatever_the_split():
     expected = float((per_token * mask).sum() / mask.sum())
     for dp, micro in [(1, 1), (2, 3), (3, 2)]:
         assert fsdp_total("prl_dapo", "token-mean", dp, micro) == pytest.approx(expected, rel=1e-5)
+
+
+def test_gmpo_equals_verls_geo_mean():
+    """Our registered GMPO (no penalty, sequence advantages) is verl's own ``geo_mean``."""
+    from trainer.objectives import policy_losses
+    from trainer.objectives.policy import PolicyInputs, PolicyParams
+
+    old, new, adv, mask = global_batch(5, 6, 7)
+    new = new.requires_grad_()
+    cfg = FSDPActorConfig(
+        strategy="fsdp",
+        policy_loss=PolicyLossConfig(loss_mode="geo_mean"),
+        ppo_micro_batch_size_per_gpu=2,
+        ppo_mini_batch_size=4,
+        use_dynamic_bsz=False,
+        rollout_n=1,
+        clip_ratio=0.4,
+        clip_ratio_low=0.4,
+        clip_ratio_high=0.4,
+    )
+    theirs, _ = get_policy_loss_fn("geo_mean")(old, new, adv, mask.float(), "token-mean", cfg)
+    (g_theirs,) = torch.autograd.grad(theirs, new)
+    ours, _ = policy_losses.get("gmpo")(
+        PolicyInputs(new, old, adv[:, 0], mask.float()),
+        PolicyParams(epsilon_low=0.4, epsilon_high=0.4),
+    )
+    (g_ours,) = torch.autograd.grad(ours, new)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.allclose(g_ours, g_theirs, atol=1e-6)

@@ -267,3 +267,47 @@ def test_diversity_switches_reach_the_trainer_terms() -> None:
     )
     with pytest.raises(ValidationError, match="reduction"):
         TrainConfig.model_validate(_cfg(deva={"diversity": {"reduction": "max"}}))
+
+
+def test_loss_type_is_checked_against_the_registry_with_a_suggestion() -> None:
+    with pytest.raises(ValidationError, match="did you mean 'gmpo'"):
+        TrainConfig.model_validate(_cfg(loss_type="gmp"))
+    field = TrainConfig.model_fields["loss_type"]
+    assert field.description and "gmpo" in field.description and "cppo" in field.description
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "grpo", "want"),
+    [
+        ("gmpo", {}, ("grpo", "token", 0.4)),  # GMPO's log-space clip range by default
+        ("gmpo", {"epsilon": 0.3}, ("grpo", "token", 0.3)),  # unless the run sets one
+        ("cppo", {}, ("grpo", "token", 0.2)),
+        ("dr_grpo", {}, ("dr_grpo", "token", 0.2)),
+    ],
+)
+def test_new_losses_build_their_trl_settings_from_the_registry(
+    tmp_path: Path, loss_type: str, grpo: dict[str, Any], want: tuple[str, str, float]
+) -> None:
+    from trainer.train import grpo_args
+
+    base = {"per_device_train_batch_size": 4, "num_generations": 4, **grpo}
+    cfg = TrainConfig.model_validate(_cfg(loss_type=loss_type, run_dir=str(tmp_path), grpo=base))
+    args = grpo_args(cfg)
+    assert (args.loss_type, args.importance_sampling_level, args.epsilon) == want
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"care": {"enabled": True}, "grpo": {"beta": 0.04, "num_generations": 4,
+          "per_device_train_batch_size": 4}}, "care replaces the KL penalty"),
+        ({"loss_type": "cppo", "cppo": {"keep_ratio": 0.25}, "grpo": {"num_generations": 4,
+          "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}},
+         "do not split into steps_per_generation=2"),
+        ({"cppo": {"keep_ratio": 0.0}}, "keep_ratio"),
+        ({"papo": {"enabled": True, "view": "blank"}}, "view"),
+    ],
+)  # fmt: skip
+def test_plugin_combinations_are_rejected(over: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TrainConfig.model_validate(_cfg(**over))

@@ -17,18 +17,24 @@ and differ in the ratio level and in how the per-token loss ℓ (B, T) is reduce
 
 These reproduce TRL 1.16's ``GRPOTrainer._compute_loss`` for ``loss_type`` grpo, bnpo,
 dr_grpo, dapo and (``loss_type="grpo"``, ``importance_sampling_level="sequence"``) exactly;
-the division by gradient-accumulation steps is left to the caller.
+the division by gradient-accumulation steps is left to the caller (except for ``dapo``, whose
+normaliser already spans the generation batch: its spec's reduction is ``global_tokens``).
+
+The five are one surrogate, :func:`clipped_policy_loss`, with the ratio level and the
+reduction as parameters; each registered name fixes the pair (and the TRL / verl settings it
+corresponds to) in its :class:`~trainer.objectives.registry.PolicyLossSpec`.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from trainer.objectives.registry import Metrics, policy_losses
+from trainer.objectives.registry import Level, Metrics, register_policy_loss
 
 Aggregation = Literal["seq_mean", "token_mean", "fixed_length", "global_tokens"]
 
@@ -53,13 +59,19 @@ class PolicyInputs:
 
 @dataclass(frozen=True)
 class PolicyParams:
-    """Clip range ε_low/ε_high, optional two-sided clip δ (INTELLECT-2), normalisers."""
+    """Clip range ε_low/ε_high, optional two-sided clip δ (INTELLECT-2), normalisers.
+
+    GMPO reads ε_low/ε_high in log space. CPPO: ``group_size`` G and ``keep_ratio`` select
+    the completions inside the loss (None: the rows were already pruned before the forward).
+    """
 
     epsilon_low: float = 0.2
     epsilon_high: float = 0.2
     delta: float | None = None
     max_completion_length: int | None = None
     token_normalizer: float | Tensor | None = None
+    group_size: int | None = None
+    keep_ratio: float = 1.0
 
 
 def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
@@ -126,19 +138,22 @@ def clip_metrics(coef_1: Tensor, adv: Tensor, mask: Tensor, params: PolicyParams
     }
 
 
-def _clipped_loss(
+def clipped_policy_loss(
     inputs: PolicyInputs,
     params: PolicyParams,
-    level: Literal["token", "sequence"],
-    how: Aggregation,
+    *,
+    level: Level = "token",
+    reduction: Aggregation = "seq_mean",
 ) -> tuple[Tensor, Metrics]:
+    """The GRPO-family loss: clipped surrogate on the ``level`` ratio, × IS ratio, + penalty,
+    reduced over the mask by ``reduction`` (module docstring). Returns (scalar, metrics)."""
     log_w = log_importance_weights(inputs.logps, inputs.old_logps, inputs.mask, level)
     per_token, coef_1, adv = clipped_surrogate(log_w, inputs.advantages, params)
     if inputs.is_ratio is not None:
         per_token = per_token * inputs.is_ratio
     if inputs.penalty is not None:
         per_token = per_token + inputs.penalty
-    loss = reduce_tokens(per_token, inputs.mask, how, params)
+    loss = reduce_tokens(per_token, inputs.mask, reduction, params)
     metrics = {
         "policy_loss": float(loss.detach()),
         **clip_metrics(coef_1, adv, inputs.mask, params),
@@ -146,31 +161,29 @@ def _clipped_loss(
     return loss, metrics
 
 
-@policy_losses.register("grpo")
-def grpo_loss(inputs: PolicyInputs, params: PolicyParams) -> tuple[Tensor, Metrics]:
-    """GRPO (Shao et al. 2024): token ratio; per-sequence token mean, then batch mean."""
-    return _clipped_loss(inputs, params, "token", "seq_mean")
+#: (name, ratio level, reduction, TRL loss_type, verl loss_agg_mode, summary)
+_FAMILY: tuple[tuple[str, Level, Aggregation, str, str, str], ...] = (
+    ("grpo", "token", "seq_mean", "grpo", "seq-mean-token-mean",
+     "GRPO (Shao et al. 2024): token ratio; per-sequence token mean, then batch mean"),
+    ("bnpo", "token", "token_mean", "bnpo", "token-mean",
+     "BNPO: token ratio; token mean over the local batch"),
+    ("dr_grpo", "token", "fixed_length", "dr_grpo", "seq-mean-token-sum-norm",
+     "Dr.GRPO (Liu et al. 2025): Σ m ℓ / (B · max_completion_length)"),
+    ("dapo", "token", "global_tokens", "dapo", "token-mean",
+     "DAPO (Yu et al. 2025): clip-higher, Σ m ℓ / tokens of the generation batch"),
+    ("gspo", "sequence", "seq_mean", "grpo", "seq-mean-token-mean",
+     "GSPO (Zheng et al. 2025): sequence ratio exp(mean_t log π_θ/π_old)"),
+)  # fmt: skip
 
-
-@policy_losses.register("bnpo")
-def bnpo_loss(inputs: PolicyInputs, params: PolicyParams) -> tuple[Tensor, Metrics]:
-    """BNPO: token ratio; token mean over the local batch, Σ m ℓ / Σ m."""
-    return _clipped_loss(inputs, params, "token", "token_mean")
-
-
-@policy_losses.register("dr_grpo")
-def dr_grpo_loss(inputs: PolicyInputs, params: PolicyParams) -> tuple[Tensor, Metrics]:
-    """Dr.GRPO (Liu et al. 2025, "Understanding R1-Zero-like training"): Σ m ℓ / (B·L_max)."""
-    return _clipped_loss(inputs, params, "token", "fixed_length")
-
-
-@policy_losses.register("dapo")
-def dapo_loss(inputs: PolicyInputs, params: PolicyParams) -> tuple[Tensor, Metrics]:
-    """DAPO (Yu et al. 2025): clip-higher (ε_high > ε_low), Σ m ℓ / N_tokens (generation batch)."""
-    return _clipped_loss(inputs, params, "token", "global_tokens")
-
-
-@policy_losses.register("gspo")
-def gspo_loss(inputs: PolicyInputs, params: PolicyParams) -> tuple[Tensor, Metrics]:
-    """GSPO (Zheng et al. 2025): sequence ratio exp(mean_t log π_θ/π_old), sequence-mean reduction."""
-    return _clipped_loss(inputs, params, "sequence", "seq_mean")
+for _name, _level, _reduction, _trl, _verl, _summary in _FAMILY:
+    _fn = functools.partial(clipped_policy_loss, level=_level, reduction=_reduction)
+    register_policy_loss(
+        _name,
+        summary=_summary,
+        reduction=_reduction,
+        level=_level,
+        trl_loss_type=_trl,
+        importance_sampling_level=_level,
+        trl_exact=True,
+        verl_mode=_verl,
+    )(_fn)

@@ -18,7 +18,12 @@ def _inputs(logps: torch.Tensor, old: torch.Tensor, adv: list[float], mask: list
 
 
 def test_registry_names() -> None:
-    assert policy_losses.names() == ["bnpo", "dapo", "dr_grpo", "grpo", "gspo"]
+    family = ["bnpo", "dapo", "dr_grpo", "grpo", "gspo"]
+    assert policy_losses.names() == sorted([*family, "cppo", "gmpo"])
+    assert sorted(n for n, spec in policy_losses.items() if spec.trl_exact) == family
+    from trainer.objectives.registry import BUILTIN_POLICY_LOSSES
+
+    assert list(BUILTIN_POLICY_LOSSES) == policy_losses.names()  # the torch-free list agrees
     with pytest.raises(KeyError, match="did you mean 'grpo'"):
         policy_losses.get("grpoo")
 
