@@ -11,7 +11,7 @@ which that needs). Target: PGPO-on / DEVA-on ≤ 1.4 (``ratio_pgpo_on_vs_deva_on
 ``ratio_align_on_vs_deva_on`` is reported the same way. The alignment *reward* itself (reward → embedding service
 HTTP) runs in the services and is measured by their own benchmarks, not here.
 
-Issue 19 rows, each against ``ours_grpo`` (our trainer with ``loss_type="grpo"``, DEVA off)
+The newer baselines' rows (GMPO, CPPO, PAPO, GRPO-CARE), each against ``ours_grpo`` (our trainer with ``loss_type="grpo"``, DEVA off)
 in the same round-robin: ``ours_gmpo`` (GMPO loss, ε = 0.4 in log space), ``ours_cppo``
 (CPPO, keep_ratio 0.5: the pruning runs in the timed loss step, then the forward on the kept
 half), ``ours_papo`` (PAPO: a second, masked-image forward with gradient) and ``ours_care``
@@ -66,7 +66,7 @@ VARIANTS = (
     "ours_papo",
     "ours_care",
 )
-#: issue 19 losses, each timed against ``ours_grpo``
+#: the newer baselines' losses, each timed against ``ours_grpo``
 NEW_LOSSES = ("gmpo", "cppo", "papo", "care")
 
 

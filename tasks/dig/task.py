@@ -45,7 +45,7 @@ MINIMAL_USER_PROMPT = "Boxes?"
 For tiny models trained from scratch (the CPU toy of :mod:`trainer.toy`): with a byte-level
 tokenizer the ``short`` prompt is ~190 tokens of constant text beside 8 image tokens, and the
 model needs ~300 SFT steps before it attends to the images at all; with this one (~60 tokens)
-it starts after ~150 (docs/training.md, "minimal prompt"). The answer layout is taught by the
+it starts after ~150–250 (docs/training.md, "Minimal prompt, cosine SFT"). The answer layout is taught by the
 SFT completions, so the prompt does not need to state it.
 """
 
