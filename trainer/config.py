@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -700,6 +701,45 @@ def validate_run_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-5``-style numbers as floats.
+
+    PyYAML follows YAML 1.1, whose float pattern needs a dot: ``learning_rate: 3e-5`` (and the
+    JSON number ``6e-05``) load as the *string* ``"3e-5"``, which the optimizer then rejects
+    deep inside TRL. YAML 1.2 and JSON read them as numbers; so does this loader.
+    """
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_config_file(path: Path) -> Any:
+    """The mapping in a YAML or JSON run-config file (numbers read as YAML 1.2 / JSON do)."""
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON: {e}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"{path}: not valid YAML{at}: {problem}") from None
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML (or JSON) run config; ``overrides`` replace top-level keys.
 
@@ -707,7 +747,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     against the working directory.
     """
     path = Path(path)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_config_file(path) or {}
     raw.update(overrides or {})
     raw["run_dir"] = _resolve(raw.get("run_dir", "runs/default"))
     if isinstance(raw.get("task"), dict) and "root" in raw["task"]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,38 @@ def test_new_losses_build_their_trl_settings_from_the_registry(
 def test_plugin_combinations_are_rejected(over: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TrainConfig.model_validate(_cfg(**over))
+
+
+def test_config_files_read_exponent_numbers_as_floats(tmp_path) -> None:
+    """``3e-5`` (YAML) and ``6e-05`` (JSON) are numbers, not strings PyYAML 1.1 would make of
+    them; a malformed file is a one-line ValueError naming the file."""
+    from trainer.config import load_config
+
+    body = "run_dir: {rd}\nmethod: sft\nmax_steps: 1\nmodel: {{tiny: qwen2vl}}\n"
+    body += "task: {{name: dig, root: {rd}}}\n"
+    body += "sft: {{args: {{learning_rate: 3e-5, adam_beta2: 0.98}}}}\n"
+    yml = tmp_path / "a.yaml"
+    yml.write_text(body.format(rd=tmp_path))
+    assert load_config(yml).sft.args == {"learning_rate": 3e-5, "adam_beta2": 0.98}
+    js = tmp_path / "a.json"
+    js.write_text(
+        json.dumps(
+            {
+                "run_dir": str(tmp_path),
+                "max_steps": 1,
+                "model": {"tiny": "qwen2vl"},
+                "task": {"name": "dig", "root": str(tmp_path)},
+                "reward": {"url": "http://localhost:1"},
+                "grpo": {"learning_rate": 6e-05, "epsilon": 1e-3, "hub_model_id": "1e5x"},
+            }
+        )
+    )
+    grpo = load_config(js).grpo
+    assert grpo["learning_rate"] == 6e-05 and grpo["epsilon"] == 1e-3
+    assert grpo["hub_model_id"] == "1e5x"
+    (tmp_path / "b.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(ValueError, match=r"b.yaml: not valid YAML \(line"):
+        load_config(tmp_path / "b.yaml")
+    (tmp_path / "b.json").write_text('{"a": ')
+    with pytest.raises(ValueError, match=r"b\.json: not valid JSON"):
+        load_config(tmp_path / "b.json")
