@@ -242,6 +242,7 @@ def reward_trend(metrics_path: Path, key: str = "reward") -> dict[str, Any]:
         "first_fifth": [m1, e1],
         "last_fifth": [m2, e2],
         "rises": m2 - m1 > 2 * (e1**2 + e2**2) ** 0.5,
+        "falls": m1 - m2 > 2 * (e1**2 + e2**2) ** 0.5,
         "frac_reward_zero_std_last_fifth": statistics.fmean(zero[-n:]) if zero else None,
     }
 
@@ -311,6 +312,12 @@ def leaderboard(leaderboard_url: str, metric: str = SUITE_METRIC) -> dict[str, A
         return client.leaderboard("dig", metric).model_dump(mode="json")
 
 
+def _trend_word(trend: dict[str, Any]) -> str:
+    if trend["rises"]:
+        return "rises"
+    return "falls" if trend.get("falls") else "flat within noise"
+
+
 def format_learning(learning: dict[str, Any]) -> str:
     """Two lines: the GRPO + DEVA training reward trend and the held-out SFT → GRPO verdict."""
     trend, held = learning.get("grpo_reward", {}), learning.get("heldout", {})
@@ -319,7 +326,7 @@ def format_learning(learning: dict[str, Any]) -> str:
         (m1, e1), (m2, e2) = trend["first_fifth"], trend["last_fifth"]
         lines.append(
             f"GRPO + DEVA training reward: first fifth {m1:.3f} ± {e1:.3f}, last fifth "
-            f"{m2:.3f} ± {e2:.3f} ({'rises' if trend['rises'] else 'no rise beyond noise'}); "
+            f"{m2:.3f} ± {e2:.3f} ({_trend_word(trend)}); "
             f"zero-std groups at the end: {trend['frac_reward_zero_std_last_fifth']:.2f}"
         )
     if held.get("grpo_above_sft") is not None:
