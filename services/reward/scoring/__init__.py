@@ -21,6 +21,7 @@ from services.reward.scoring import advantages as _advantages
 from services.reward.scoring import aggregate
 from services.reward.scoring import base as _base
 from services.reward.scoring import components as _components
+from services.reward.scoring import learned as _learned
 from services.reward.scoring import peers as _peers
 from services.reward.scoring.base import (
     Component,
@@ -52,7 +53,7 @@ importlib.import_module(f"{__name__}.presets")  # after the optional components
 advantages = _base.advantages
 presets = _base.presets
 
-del _advantages, _base, _components, _peers, aggregate
+del _advantages, _base, _components, _learned, _peers, aggregate
 
 __all__ = [
     "CompiledSpec",

@@ -154,6 +154,9 @@ class Aggregator:
     description: str
     params: type[BaseModel]
     fn: Callable[[np.ndarray, np.ndarray, np.ndarray, Any], np.ndarray]
+    check: Callable[[Any, list[str], list[float]], str | None] | None = None
+    """Optional spec check ``(params, component names, weights) -> problem or None``, run when
+    a spec is compiled (a learned aggregator's inputs must be the spec's components)."""
 
 
 @dataclass(frozen=True)
