@@ -131,7 +131,8 @@ def load_runs(
                 raise LookupError(
                     f"no run with id or key {ref!r} in the store; list runs with `prl bench show`"
                 )
-            runs.append(run)
+            if run not in runs:  # a run named twice counts once
+                runs.append(run)
         if suite is not None:
             found = s.scalars(
                 select(Run)
