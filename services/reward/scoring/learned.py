@@ -188,14 +188,19 @@ def load_model(path: str) -> tuple[SmoothMinMax, str]:
     Cached per (resolved path, modification time, size), so a rewritten file is read again.
     Raises :class:`ModelFileError` for a missing, oversized, unreadable or malformed file.
     """
-    full = resolve_path(path)
+    try:
+        full = resolve_path(path)
+    except (OSError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path!r} is not a usable file path") from None
     if full.suffix != ".json":
         raise ModelFileError(
             f"{path!r}: a model file is a .json file written by `prl rewards fit-aggregator`"
         )
     try:
         st = full.stat()
-    except OSError:
+    except (OSError, ValueError):
         raise ModelFileError(
             f"{path!r}: no such model file; fit one with `prl rewards fit-aggregator`"
         ) from None
@@ -269,7 +274,8 @@ class LearnedParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _read(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("path"), str) or not data["path"]:
+        path = data.get("path") if isinstance(data, dict) else None
+        if not isinstance(path, str) or not 0 < len(path) <= 1024:
             return data  # field validation reports it
         try:
             _, digest = load_model(data["path"])

@@ -11,7 +11,8 @@ import pytest
 from services.reward.scoring.learned import FORMAT, SmoothMinMax, parse_model
 from tests.services.reward.test_reward_api import GT, call, post
 
-# G = 1, J = 2: soft minimum of (f1 + 0.5·miou) and (0.5·f1 + miou + 0.1), β = 5
+# G = 1, J = 2, β = 5: soft minimum of 0.2·format + f1 + 0.5·miou − 0.7 and
+# 0.2·format + 0.5·f1 + miou − 0.6
 MODEL = {
     "format": FORMAT,
     "inputs": ["format", "f1", "miou"],

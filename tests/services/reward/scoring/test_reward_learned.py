@@ -143,6 +143,31 @@ def test_never_decreases_when_a_component_rises(case):
     assert net.raw(up[None])[0] >= net.raw(x[None])[0] - 1e-9 * (1 + abs(net.raw(x[None])[0]))
 
 
+@settings(max_examples=60, deadline=None)
+@given(nets(), st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3))
+def test_aggregate_lies_in_its_computed_range(tmp_path_factory, case, u):
+    """``ranges.aggregate_range`` relies on monotonicity: corners bound every value."""
+    from services.reward.scoring.ranges import aggregate_range
+
+    net = case[0]
+    names = ["format", "giou", "alignment"]
+    k = len(names)
+    m = model_dict(
+        np.log(np.resize(net.w, (*net.w.shape[:2], k))).tolist(),
+        net.b.tolist(),
+        math.log(net.beta),
+        names,
+    )
+    path = write(tmp_path_factory.mktemp("range") / "m.json", m)
+    c = compiled(spec(path, names=names))
+    rng = aggregate_range(c)
+    box = np.array([comp.value_range(p) for comp, p in c.components])
+    values = (box[:, 0] + np.array(u) * (box[:, 1] - box[:, 0]))[None, :]
+    got, _ = aggregate_values(c, values, np.ones_like(values, dtype=bool))
+    assert rng.lo - 1e-12 <= got[0] <= rng.hi + 1e-12
+    assert rng.format_alone is not None and rng.lo <= rng.format_alone <= rng.hi
+
+
 # ---- validation: a clear SpecError (HTTP 422), never an exception of another kind -----------
 
 
