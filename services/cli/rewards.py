@@ -53,7 +53,7 @@ def fit_aggregator(
     out: Path = typer.Option(..., help="model file to write (.json)"),
     force: bool = typer.Option(False, "--force", help="replace an existing model file"),
     groups: int = typer.Option(2, help="network groups G (soft maximum)"),
-    units: int = typer.Option(4, help="linear units per group J (soft minimum)"),
+    units: int = typer.Option(8, help="linear units per group J (soft minimum)"),
     restarts: int = typer.Option(4, help="random starts of the optimiser"),
     seed: int = typer.Option(0, help="seed of the starts and the holdout split"),
     holdout: float = typer.Option(0.2, help="fraction of rows held out to report a loss"),

@@ -44,7 +44,7 @@ class FitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     groups: int = Field(default=2, ge=1, le=16, description="G, groups (soft-maximum terms)")
-    units: int = Field(default=4, ge=1, le=16, description="J, linear units per group (soft-min)")
+    units: int = Field(default=8, ge=1, le=16, description="J, linear units per group (soft-min)")
     restarts: int = Field(default=4, ge=1, le=64, description="random starts; the best is kept")
     seed: int = Field(default=0, description="seed of the starts and of the holdout split")
     l2: float = Field(default=1e-4, ge=0.0, le=1.0, description="λ, penalty on mean(exp(2a))")

@@ -90,7 +90,8 @@ def one_line_error(err: str) -> str:
 
 def test_fit_from_two_runs_then_serve_the_model(capsys, db, tmp_path):
     out = tmp_path / "agg.json"
-    args = ["rewards", "fit-aggregator", "--run", "run-a", "--run", "2", "--db", db]
+    args = ["rewards", "fit-aggregator", "--run", "run-a", "--run", "2", "--run", "2"]
+    args += ["--db", db, "--restarts", "2"]
     code, stdout, err = prl(capsys, *args, "--target", "f1", "--out", str(out), "--json")
     assert code == 0, err
     summary = json.loads(stdout)
@@ -124,6 +125,7 @@ def test_bradley_terry_from_pairs_of_runs_on_the_same_samples(capsys, db, tmp_pa
         capsys,
         *("rewards", "fit-aggregator", "--suite", "synthetic-agg", "--target", "f1"),
         *("--inputs", "miou,giou", "--loss", "bradley-terry", "--out", str(out), "--json"),
+        *("--units", "4", "--restarts", "1"),
         *("--db", db),
     )
     assert code == 0, err

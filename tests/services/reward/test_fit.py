@@ -86,7 +86,7 @@ def test_bradley_terry_recovers_the_ranking_of_a_harmonic_utility():
     ha, hb = harmonic_mean(a), harmonic_mean(b)
     better = np.where((ha > hb)[:, None], a, b)
     worse = np.where((ha > hb)[:, None], b, a)
-    res = fit_preferences(better, worse, ["f1", "miou"], FAST)
+    res = fit_preferences(better, worse, ["f1", "miou"], FitConfig(units=4, restarts=2))
     prov = res.model.provenance["fit"]
     assert prov["holdout_pair_accuracy"] > 0.95
     assert prov["harmonic_holdout_pair_accuracy"] == 1.0
