@@ -57,6 +57,9 @@ def fit_aggregator(
     restarts: int = typer.Option(4, help="random starts of the optimiser"),
     seed: int = typer.Option(0, help="seed of the starts and the holdout split"),
     holdout: float = typer.Option(0.2, help="fraction of rows held out to report a loss"),
+    l2: float | None = typer.Option(
+        None, help="weight penalty λ (default 1e-4 for mse, 1e-2 for bradley-terry)"
+    ),
     db: str | None = db_option(),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -72,7 +75,9 @@ def fit_aggregator(
         raise CliError(f"--out {out} exists; pass --force to replace it or choose a new name")
     if not run and suite is None:
         raise CliError("no runs given: name them with --run ID|KEY (repeatable) or --suite NAME")
-    cfg = FitConfig(groups=groups, units=units, restarts=restarts, seed=seed, holdout=holdout)
+    cfg = FitConfig(
+        groups=groups, units=units, restarts=restarts, seed=seed, holdout=holdout, l2=l2
+    )
     result, facts = fit_from_store(
         open_store(db),
         list(run or []),
@@ -109,6 +114,14 @@ def format_summary(s: dict[str, Any]) -> str:
             f"  inputs {', '.join(s['inputs'])} → target {s['target']}",
             f"  train loss {num(s['train_loss'])} (harmonic {num(s['harmonic_train_loss'])}); "
             f"holdout {num(s['holdout_loss'])} (harmonic {num(s['harmonic_holdout_loss'])})",
+            *(
+                [
+                    f"  pairs ordered right: holdout {num(s.get('holdout_pair_accuracy'))} "
+                    f"(harmonic {num(s.get('harmonic_holdout_pair_accuracy'))})"
+                ]
+                if "pairs" in s
+                else []
+            ),
             f"  use it: {json.dumps(s['spec'])}",
         ]
     )

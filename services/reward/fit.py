@@ -47,7 +47,13 @@ class FitConfig(BaseModel):
     units: int = Field(default=8, ge=1, le=16, description="J, linear units per group (soft-min)")
     restarts: int = Field(default=4, ge=1, le=64, description="random starts; the best is kept")
     seed: int = Field(default=0, description="seed of the starts and of the holdout split")
-    l2: float = Field(default=1e-4, ge=0.0, le=1.0, description="λ, penalty on mean(exp(2a))")
+    l2: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=10.0,
+        description="λ, penalty on mean(exp(2a)); default 1e-4 for MSE, 1e-2 for Bradley–Terry "
+        "(whose loss keeps falling as the utility's scale grows, so it needs the stronger one)",
+    )
     temperature: float = Field(
         default=0.1, gt=0.0, le=10.0, description="τ of the Bradley–Terry loss"
     )
@@ -187,7 +193,10 @@ class FitResult:
     iterations: int
 
     def summary(self) -> dict[str, Any]:
+        fit = self.model.provenance.get("fit", {})
+        pairs = {k: v for k, v in fit.items() if "pair_accuracy" in k}
         return {
+            **pairs,
             "loss": self.loss,
             "inputs": list(self.model.inputs),
             "n_train": self.n_train,
@@ -198,6 +207,10 @@ class FitResult:
             "harmonic_holdout_loss": self.harmonic_holdout_loss,
             "iterations": self.iterations,
         }
+
+
+def _l2(cfg: FitConfig, default: float) -> float:
+    return default if cfg.l2 is None else cfg.l2
 
 
 def _split(n: int, cfg: FitConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +334,7 @@ def fit_preferences(
     shape = Shape(cfg.groups, cfg.units, len(inputs))
     tau = cfg.temperature
     theta, _, nit = _minimise(
-        lambda th: bt_loss(th, shape, better[tr], worse[tr], cfg.l2, tau), shape, cfg
+        lambda th: bt_loss(th, shape, better[tr], worse[tr], _l2(cfg, 1e-2), tau), shape, cfg
     )
     yb, _ = forward(theta, shape, better)
     yw, _ = forward(theta, shape, worse)
