@@ -281,7 +281,9 @@ def fit_regression(
         raise ValueError(f"too few samples to fit: {x.shape[0]} (at least {MIN_SAMPLES})")
     tr, ho = _split(x.shape[0], cfg)
     shape = Shape(cfg.groups, cfg.units, len(inputs))
-    theta, _, nit = _minimise(lambda th: mse_loss(th, shape, x[tr], target[tr], cfg.l2), shape, cfg)
+    theta, _, nit = _minimise(
+        lambda th: mse_loss(th, shape, x[tr], target[tr], _l2(cfg, 1e-4)), shape, cfg
+    )
 
     def mse(pred: np.ndarray, idx: np.ndarray) -> float | None:
         return float(np.mean((pred[idx] - target[idx]) ** 2)) if idx.size else None
