@@ -298,6 +298,7 @@ def fit_regression(
         "harmonic_holdout_mse": mse(harm, ho),
         "n_train": int(tr.size),
         "n_holdout": int(ho.size),
+        "l2": _l2(cfg, 1e-4),
     }
     model = _model(theta, shape, inputs, _provenance(cfg, "mse", figures, provenance))
     return FitResult(
@@ -361,6 +362,8 @@ def fit_preferences(
         "harmonic_holdout_pair_accuracy": acc(hb - hw, ho),
         "n_train": int(tr.size),
         "n_holdout": int(ho.size),
+        "l2": _l2(cfg, 1e-2),
+        "temperature": tau,
     }
     model = _model(
         theta, shape, inputs, _provenance(cfg, "bradley_terry", figures, provenance), lo, gain
