@@ -17,6 +17,10 @@ data_app = typer.Typer(no_args_is_help=True, help="Build datasets (DiG).")
 models_app = typer.Typer(no_args_is_help=True, help="Build tiny offline models.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmark runs.")
 export_app = typer.Typer(no_args_is_help=True, help="Export trained parts.")
+rewards_app = typer.Typer(
+    invoke_without_command=True,
+    help="Reward presets, components and aggregators; fit a learned aggregator.",
+)
 
 
 @app.callback()
@@ -36,3 +40,4 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(export_app, name="export")
+app.add_typer(rewards_app, name="rewards")

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from services.cli.base import app
+from services.cli.base import app, rewards_app
 
 
 def _first_line(obj: Any) -> str:
@@ -60,10 +60,12 @@ def list_tasks(as_json: bool = AS_JSON) -> None:
     _emit(rows, as_json, "\n".join(lines))
 
 
-@app.command("rewards")
-def list_rewards(as_json: bool = AS_JSON) -> None:
+@rewards_app.callback()
+def list_rewards(ctx: typer.Context, as_json: bool = AS_JSON) -> None:
     """Reward presets (what each reproduces), components (range, params), aggregators and
     advantage estimators: everything a reward spec may name."""
+    if ctx.invoked_subcommand is not None:
+        return
     from services.reward.scoring.catalog import catalog
 
     cat = catalog().model_dump(mode="json")

@@ -154,6 +154,9 @@ class Aggregator:
     description: str
     params: type[BaseModel]
     fn: Callable[[np.ndarray, np.ndarray, np.ndarray, Any], np.ndarray]
+    check: Callable[[Any, list[str], list[float]], str | None] | None = None
+    """Optional spec check ``(params, component names, weights) -> problem or None``, run when
+    a spec is compiled (a learned aggregator's inputs must be the spec's components)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,9 @@ _PKG = "services.reward.scoring"
 components: Registry[Component] = Registry(
     "reward component", builtins=(f"{_PKG}.components", f"{_PKG}.peers", f"{_PKG}.alignment")
 )
-aggregators: Registry[Aggregator] = Registry("aggregator", builtins=(f"{_PKG}.aggregate",))
+aggregators: Registry[Aggregator] = Registry(
+    "aggregator", builtins=(f"{_PKG}.aggregate", f"{_PKG}.learned")
+)
 advantages: Registry[Estimator] = Registry("advantage estimator", builtins=(f"{_PKG}.advantages",))
 presets: Registry[Preset] = Registry("reward preset", builtins=(f"{_PKG}.presets",))
 

@@ -88,7 +88,7 @@ def _params(model: type[BaseModel], given: dict[str, Any], where: str) -> BaseMo
                 allowed = _allowed_range(model, str(err["loc"][0]))
                 hint = f" ({allowed})" if allowed else ""
             msg = str(err["msg"]).removeprefix("Value error, ")
-            parts.append(f"{where}.{loc}: {msg}{hint}")
+            parts.append(f"{where}{'.' + loc if loc else ''}: {msg}{hint}")
         raise SpecError("; ".join(parts)) from None
 
 
@@ -123,6 +123,10 @@ def compile_spec(spec: RewardSpec) -> CompiledSpec:
         raise SpecError("reward.components: every weight is 0; give at least one a weight > 0")
     agg: Aggregator = _lookup(aggregators, spec.aggregate.method, "reward.aggregate.method")
     agg_params = _params(agg.params, spec.aggregate.params, "reward.aggregate.params")
+    if agg.check is not None:
+        problem = agg.check(agg_params, names, [float(c[4]) for c in comps])
+        if problem:
+            raise SpecError(f"reward.aggregate: {problem}")
     return CompiledSpec(
         spec=spec,
         components=tuple((c[0], c[1]) for c in comps),
@@ -167,6 +171,21 @@ def _normalised(c: CompiledSpec) -> CompiledSpec:
         aggregate=AggregateRef(method=c.aggregator.name, params=c.aggregate_params.model_dump()),
     )
     return CompiledSpec(spec, c.components, c.weights, c.lo, c.hi, c.aggregator, c.aggregate_params)
+
+
+def spec_of(ref: RewardRef) -> RewardSpec:
+    """A preset name → its spec (SpecError with a "did you mean" if unknown); a spec as is."""
+    return _preset_spec(ref) if isinstance(ref, str) else ref
+
+
+def component_ranges(ref: RewardRef) -> dict[str, tuple[float, float]]:
+    """``name → (lo, hi)``: each component's declared scale under the spec's parameters
+    (without compiling the aggregator, so a spec whose aggregator cannot load still scales)."""
+    out = {}
+    for i, c in enumerate(spec_of(ref).components):
+        comp: Component = _lookup(components, c.name, f"reward.components[{i}].name")
+        out[c.name] = comp.bounds(_params(comp.params, c.params, f"reward.components[{i}].params"))
+    return out
 
 
 def resolve_reward(ref: RewardRef) -> RewardSpec:

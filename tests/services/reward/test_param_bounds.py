@@ -60,8 +60,9 @@ def _numeric_fields(model) -> list[str]:
     ]
 
 
-def _probe_requests() -> list[tuple[str, str, dict]]:
-    """(what, route, body) for every numeric parameter of every plug-in and every probe."""
+def _probe_requests(required: dict[str, dict] | None = None) -> list[tuple[str, str, dict]]:
+    """(what, route, body) for every numeric parameter of every plug-in and every probe;
+    ``required``: aggregator name → the parameters it cannot do without (a model file)."""
     from services.reward.scoring import aggregators, components
     from services.reward.scoring.base import advantages
 
@@ -80,7 +81,10 @@ def _probe_requests() -> list[tuple[str, str, dict]]:
             for v in PROBES:
                 spec = {
                     "components": [{"name": "format"}, {"name": "f1"}],
-                    "aggregate": {"method": name, "params": {field: v}},
+                    "aggregate": {
+                        "method": name,
+                        "params": {**(required or {}).get(name, {}), field: v},
+                    },
                 }
                 values = [{"format": 1.0, "f1": 0.5}]
                 out.append(
@@ -99,10 +103,23 @@ def _probe_requests() -> list[tuple[str, str, dict]]:
     return out
 
 
-def test_every_parameter_probe_is_200_or_a_422_naming_the_range() -> None:
+def test_every_parameter_probe_is_200_or_a_422_naming_the_range(tmp_path) -> None:
+    from services.reward.scoring.learned import FORMAT
     from tests.services.reward.test_reward_api import call
 
-    probes = _probe_requests()
+    model = tmp_path / "agg.json"
+    model.write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "inputs": ["format", "f1"],
+                "log_weights": [[[0.0, 0.0]]],
+                "biases": [[0.0]],
+                "log_beta": 0.0,
+            }
+        )
+    )
+    probes = _probe_requests({"learned": {"path": str(model)}})
     assert len(probes) > 100
     responses = call([("POST", route, {"json": body}) for _, route, body in probes])
     for (what, _route, _body), r in zip(probes, responses, strict=True):

@@ -45,7 +45,8 @@ def test_giou_offset_and_no_format() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    method=st.sampled_from(sorted(aggregators.names())),
+    # ``learned`` needs a model file and unit weights: its range test is in test_reward_learned
+    method=st.sampled_from(sorted(set(aggregators.names()) - {"learned"})),
     weights=st.lists(st.floats(0.1, 3.0), min_size=3, max_size=3),
     u=st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),
 )
