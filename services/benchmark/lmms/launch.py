@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -91,6 +90,7 @@ class WorkerCall:
 
     def argv(self, output: Path) -> list[str]:
         out = [
+            "--quiet",
             "--model",
             str(Path(self.model).expanduser().resolve()),
             "--tasks",
@@ -107,7 +107,6 @@ class WorkerCall:
             str(self.bootstrap_iters),
             "--output",
             str(output),
-            "--quiet",
         ]
         for p in self.include_paths:
             out += ["--include-path", str(Path(p).expanduser().resolve())]
@@ -141,9 +140,9 @@ def run_worker(
     with tempfile.TemporaryDirectory(prefix="prl-lmms-") as tmp:
         output = Path(tmp) / "results.json"
         cmd = [str(python), "-m", "services.benchmark.lmms.worker", *call.argv(output)]
-        done = subprocess.run(
-            cmd, env=worker_env(offline), stdout=sys.stderr, timeout=timeout, check=False
-        )
+        # the worker's stdout (lmms-eval's log) joins its stderr on our fd 2, so our own
+        # stdout carries only the result (``--json``)
+        done = subprocess.run(cmd, env=worker_env(offline), stdout=2, timeout=timeout, check=False)
         payload: dict[str, Any] = {}
         if output.is_file():
             payload = json.loads(output.read_text())
