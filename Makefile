@@ -57,3 +57,24 @@ peers-env:
 
 peers-test: peers-env
 	.venv-peers/bin/python -m pytest -p no:xdist -q -m peers tests/peers
+
+# lmms-eval 0.7.3 for transfer evaluation (`prl bench lmms`, the `lmms` tests), in its own venv:
+# CPU torch 2.13 with the torchvision built for it (0.28.0; PyPI's newest would pull a CUDA torch
+# 2.14), lmms-eval's video-legacy extra for `decord` (its qwen2_vl model imports it at top level),
+# filelock < 4 (lmms-eval 0.7.3 patches filelock._api, gone in 4.x), TRL 1.16 for the tiny
+# checkpoint's chat template, and this project's [store] extra. PyPI's torchvision is a CUDA
+# build whose C++ ops cannot load beside the CPU torch: services.benchmark.lmms.env guards it
+# the way the vLLM venv does, then checks that lmms-eval's qwen2_vl model imports.
+#   make lmms-env && .venv-lmms/bin/prl bench lmms --model CKPT --tasks pope,mmvp
+LMMS_PY ?= python3.11
+.PHONY: lmms-env lmms-test
+lmms-env:
+	test -x .venv-lmms/bin/python || $(LMMS_PY) -m venv .venv-lmms
+	.venv-lmms/bin/pip install -q -U pip
+	.venv-lmms/bin/pip install -q torch==2.13.0 torchvision==0.28.0 'lmms-eval[video-legacy]==0.7.3' \
+		transformers==5.23.0 trl==1.16.0 'filelock<4'
+	.venv-lmms/bin/pip install -q -e '.[store]' 'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	.venv-lmms/bin/python -m services.benchmark.lmms.env
+
+lmms-test: lmms-env
+	.venv-lmms/bin/python -m pytest -p no:xdist -q -m lmms tests/services/benchmark/lmms
