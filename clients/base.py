@@ -100,6 +100,18 @@ class BatchCall(Generic[T, R]):
     check_chunks: Callable[[int], None] | None = None
 
 
+def _chunk_kwargs(batch: BatchCall[Any, Any]) -> dict[str, Any]:
+    """The ``post_chunked`` keywords of ``batch`` (shared by the sync and async clients)."""
+    return {
+        "prefix": batch.prefix,
+        "items": batch.items,
+        "suffix": batch.suffix,
+        "item_key": batch.item_key,
+        "parse": batch.parse,
+        "weights": batch.weights,
+    }
+
+
 def get_call(path: str, model: type[M], **params: Any) -> Call[M]:
     """``GET path?params`` answered by ``model``."""
     return Call("GET", path, partial(_ClientCore.parse, model), params or None)
@@ -281,6 +293,12 @@ class _ClientCore:
         server = ServerLimits.from_payload(self._server_limits or {}, item_key)
         return self.configured_limits.tightest(server)
 
+    def _check_plan(self, batch: BatchCall[Any, Any], limits: ServerLimits) -> None:
+        """Let ``batch.check_chunks`` refuse the number of requests ``limits`` would need."""
+        assert batch.check_chunks is not None
+        plan = self._plan(batch.prefix, batch.items, batch.suffix, limits, batch.weights)
+        batch.check_chunks(len(plan))
+
     def _plan(
         self,
         prefix: bytes,
@@ -427,19 +445,8 @@ class SyncAPIClient(_ClientCore):
     def send_batch(self, batch: BatchCall[T, R]) -> R:
         """Send a :class:`BatchCall` in as many requests as the limits need; merged answer."""
         if batch.check_chunks is not None:
-            limits = self.server_limits(batch.item_key)
-            plan = self._plan(batch.prefix, batch.items, batch.suffix, limits, batch.weights)
-            batch.check_chunks(len(plan))
-        parts = self.post_chunked(
-            batch.path,
-            prefix=batch.prefix,
-            items=batch.items,
-            suffix=batch.suffix,
-            item_key=batch.item_key,
-            parse=batch.parse,
-            weights=batch.weights,
-        )
-        return batch.merge(parts)
+            self._check_plan(batch, self.server_limits(batch.item_key))
+        return batch.merge(self.post_chunked(batch.path, **_chunk_kwargs(batch)))
 
     def _post_range(self, path, prefix, items, suffix, parse, key) -> list:
         body = join_json_array(prefix, items, suffix)
@@ -595,19 +602,8 @@ class AsyncAPIClient(_ClientCore):
     async def send_batch(self, batch: BatchCall[T, R]) -> R:
         """Async twin of :meth:`SyncAPIClient.send_batch` (slices sent concurrently)."""
         if batch.check_chunks is not None:
-            limits = await self.server_limits(batch.item_key)
-            plan = self._plan(batch.prefix, batch.items, batch.suffix, limits, batch.weights)
-            batch.check_chunks(len(plan))
-        parts = await self.post_chunked(
-            batch.path,
-            prefix=batch.prefix,
-            items=batch.items,
-            suffix=batch.suffix,
-            item_key=batch.item_key,
-            parse=batch.parse,
-            weights=batch.weights,
-        )
-        return batch.merge(parts)
+            self._check_plan(batch, await self.server_limits(batch.item_key))
+        return batch.merge(await self.post_chunked(batch.path, **_chunk_kwargs(batch)))
 
     async def _post_range(self, path, prefix, items, suffix, parse, key) -> list:
         body = join_json_array(prefix, items, suffix)
