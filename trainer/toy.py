@@ -80,7 +80,7 @@ class Deva:
     entropy_reg: bool = False
     alignment: bool = False
     harmonic: bool = False
-    lambda_div: float = 0.1
+    lambda_div: float = 0.01  # 0.1 makes the answer format drift at this scale (docs/training.md)
     gamma: float = 0.5
     lambda_reg: float = 0.1
 
